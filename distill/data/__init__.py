@@ -1,0 +1,1 @@
+"""Data schema, task registry and crash-safe JSONL I/O shared by every stage."""

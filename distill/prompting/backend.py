@@ -1,0 +1,60 @@
+"""The teacher backend protocol shared by every backend (OpenAI-compatible, Gemini, scripted).
+
+A backend turns one prompt into one completion. Everything else (styles, caching,
+concurrency, retries, verification, output files) is the prompting engine's job and
+is identical for every backend, so the offline scripted teacher of the demo exercises
+the same code path as a paid API.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass
+class Completion:
+    """One teacher answer with the token counts the server reported (0 if unknown)."""
+
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass
+class Request:
+    """Everything a backend needs to answer one path.
+
+    ``row`` and ``style`` are passed for backends that need them (the scripted
+    teacher answers from the row; API backends only send ``prompt``).
+    """
+
+    prompt: str
+    style: str
+    row: dict[str, Any]
+    task: str
+    sample_index: int
+    temperature: float
+    max_tokens: int
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """An async teacher. Raise :class:`RetryableError` for faults worth retrying."""
+
+    name: str
+
+    async def complete(self, request: Request) -> Completion: ...
+
+    async def aclose(self) -> None: ...
+
+
+class RetryableError(Exception):
+    """A transient fault (429, 5xx, timeout, malformed/empty body): retry with backoff.
+
+    ``retry_after`` is the server's requested wait in seconds, if it sent one.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
