@@ -1,0 +1,1 @@
+"""distill.models: tiny local model factory."""
