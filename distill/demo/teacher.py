@@ -1,0 +1,208 @@
+"""An offline scripted teacher for the ``arith`` task (``distill prompt --backend scripted``).
+
+Why: the demo and the tests must exercise the real prompting path (cache, enriched and
+correct files, verification) without a network or an API key. The scripted teacher
+answers each reasoning style with text of a clearly different *shape and length* (one
+line, a program, a fact sheet, a long tree of thoughts, a forward/backward check), so
+the router has something to tell apart, and makes a configurable share of mistakes
+(an arithmetic slip that propagates to the final answer), so the quality filter has
+something to remove.
+
+Determinism: every answer is a pure function of ``(row id, style, sample_index, seed)``
+(and ``wrong_rate``), so caches, reruns and tests agree.
+
+Shapes, shortest to longest (words for a 3-step problem): ``plain`` (~4), ``cot``
+(~20), ``knowledge`` (~25), ``fwd_bwd`` (~30), ``program`` (~30, code block), ``tot``
+(~95: a long number-free plan before the arithmetic, so a student with a small left-
+truncating context window loses the question; the routing probe relies on this).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+
+from distill.demo.synthetic import SYMBOL, Problem, problem_from_row
+from distill.errors import ConfigError, DistillError
+from distill.prompting.backend import Completion, Request
+
+STYLES: tuple[str, ...] = ("cot", "program", "knowledge", "tot", "fwd_bwd", "plain")
+
+
+class ScriptedTeacherError(DistillError, ValueError):
+    """A request the scripted teacher cannot answer (other task, unknown style, bad row)."""
+
+
+@dataclass(frozen=True)
+class Trace:
+    """The arithmetic the teacher writes down: running values, possibly with one slip."""
+
+    problem: Problem
+    values: tuple[int, ...]  # values[0] = start, values[i+1] = after step i (as the teacher computed)
+    slip_step: int | None  # index of the step where the teacher erred, None if correct
+
+    @property
+    def final(self) -> int:
+        return self.values[-1]
+
+
+def make_trace(problem: Problem, rng: random.Random, wrong: bool) -> Trace:
+    """Compute the running values; if ``wrong``, one step's result is off by 1-2 and it propagates."""
+    values = [problem.start]
+    slip = rng.randrange(len(problem.steps)) if wrong else None
+    for i, st in enumerate(problem.steps):
+        v = st.apply(values[-1])
+        if i == slip:
+            deltas = [d for d in (-2, -1, 1, 2) if v + d >= 0]
+            v += rng.choice(deltas)
+        values.append(v)
+    trace = Trace(problem, tuple(values), slip)
+    if wrong and trace.final == problem.answer:  # a later subtraction cannot cancel, but be sure
+        values[-1] += 1
+        trace = Trace(problem, tuple(values), slip)
+    return trace
+
+
+def _eq(trace: Trace, i: int) -> str:
+    st = trace.problem.steps[i]
+    return f"{trace.values[i]} {SYMBOL[st.op]} {st.n} = {trace.values[i + 1]}"
+
+
+def _backward(trace: Trace) -> list[str]:
+    """Undo the steps from the teacher's final value back to a start (a real consistency check:
+    a slipped trace ends at a start that differs from the story's)."""
+    out = []
+    v: float = trace.final
+    for st in reversed(trace.problem.steps):
+        if st.op == "add":
+            w = v - st.n
+            out.append(f"{v:g} - {st.n} = {w:g}")
+        elif st.op == "sub":
+            w = v + st.n
+            out.append(f"{v:g} + {st.n} = {w:g}")
+        else:
+            w = v / st.n
+            out.append(f"{v:g} / {st.n} = {w:g}")
+        v = w
+    return out
+
+
+_VERB = {"add": "gains", "sub": "loses", "mul": "multiplies by"}
+
+
+def render_plain(trace: Trace) -> str:
+    return f"The answer is \\boxed{{{trace.final}}}."
+
+
+def render_cot(trace: Trace) -> str:
+    p = trace.problem
+    lines = [f"{p.name} starts with {p.start} {p.item}."]
+    for i in range(len(p.steps)):
+        lines.append(f"Step {i + 1}: {_eq(trace, i)}.")
+    lines.append(f"The answer is \\boxed{{{trace.final}}}.")
+    return " ".join(lines)
+
+
+def render_program(trace: Trace) -> str:
+    p = trace.problem
+    lines = ["```python", f"{p.item} = {p.start}"]
+    for i, st in enumerate(p.steps):
+        lines.append(f"{p.item} = {p.item} {SYMBOL[st.op]} {st.n}  # {trace.values[i + 1]}")
+    lines += [f"print({p.item})", "```", f"Output: {trace.final}", f"\\boxed{{{trace.final}}}"]
+    return "\n".join(lines)
+
+
+def render_knowledge(trace: Trace) -> str:
+    p = trace.problem
+    ops = sorted({st.op for st in p.steps}, key=["add", "sub", "mul"].index)
+    facts = {"add": "getting more means adding", "sub": "giving or losing means subtracting",
+             "mul": "doubling means multiplying by 2"}
+    parts = ["Facts: " + "; ".join(facts[o] for o in ops) + "."]
+    for i, st in enumerate(p.steps):
+        parts.append(f"It {_VERB[st.op]} {st.n}, so {_eq(trace, i)}.")
+    parts.append(f"Therefore \\boxed{{{trace.final}}}.")
+    return " ".join(parts)
+
+
+def render_fwd_bwd(trace: Trace) -> str:
+    p = trace.problem
+    n = len(p.steps)
+    fwd = ", ".join(_eq(trace, i) for i in range(n))
+    bwd = ", ".join(_backward(trace))
+    return (f"Forward: {fwd}. Backward: {bwd}. "
+            f"The start checks out, so the answer is \\boxed{{{trace.final}}}.")
+
+
+_TOT_PLAN = (
+    "Let me build a tree of thoughts before I compute anything. "
+    "The first branch follows every change in exactly the order the story tells it. "
+    "The second branch keeps a running tally and checks that the tally never drops below zero. "
+    "The third branch reads the story again from the end to make sure no change was skipped. "
+    "I will work through the branches one by one, compare what they give, "
+    "and keep only the result on which all of them agree."
+)
+
+
+def render_tot(trace: Trace) -> str:
+    p = trace.problem
+    n = len(p.steps)
+    first = "; ".join(_eq(trace, i) for i in range(n))
+    tally = ", ".join(str(v) for v in trace.values)
+    return (f"{_TOT_PLAN}\nBranch 1: {first}.\nBranch 2: the tally is {tally}, never below zero.\n"
+            f"Branch 3: {n} changes read, none skipped.\nAll branches agree: \\boxed{{{trace.final}}}.")
+
+
+RENDERERS = {
+    "plain": render_plain,
+    "cot": render_cot,
+    "program": render_program,
+    "knowledge": render_knowledge,
+    "fwd_bwd": render_fwd_bwd,
+    "tot": render_tot,
+}
+
+
+def _rng_for(row_id: str, style: str, sample_index: int, seed: int) -> random.Random:
+    key = f"{seed}|{row_id}|{style}|{sample_index}".encode()
+    return random.Random(int.from_bytes(hashlib.sha256(key).digest()[:8], "big"))
+
+
+class ScriptedBackend:
+    """A deterministic offline teacher implementing :class:`distill.prompting.backend.Backend`.
+
+    ``wrong_rate`` is the probability that an answer contains an arithmetic slip (and a
+    wrong final answer); the slip is drawn per ``(row id, style, sample_index, seed)``.
+    """
+
+    name = "scripted"
+
+    def __init__(self, wrong_rate: float = 0.2, seed: int = 0):
+        if not 0.0 <= float(wrong_rate) <= 1.0:
+            raise ConfigError(f"wrong_rate must be in [0, 1], got {wrong_rate}")
+        self.wrong_rate = float(wrong_rate)
+        self.seed = int(seed)
+        self.calls = 0
+
+    def answer(self, row: dict, style: str, sample_index: int = 0, task: str = "arith") -> str:
+        """The scripted answer text (synchronous core of :meth:`complete`)."""
+        if task != "arith":
+            raise ScriptedTeacherError(f"the scripted teacher only answers the built-in 'arith' task, not {task!r}")
+        if style not in RENDERERS:
+            raise ScriptedTeacherError(f"unknown style {style!r}; the scripted teacher knows {', '.join(STYLES)}")
+        try:
+            problem = problem_from_row(row)
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ScriptedTeacherError(f"row {row.get('id')!r} is not an arith problem: {exc}") from None
+        rng = _rng_for(str(row.get("id")), style, sample_index, self.seed)
+        wrong = rng.random() < self.wrong_rate
+        return RENDERERS[style](make_trace(problem, rng, wrong))
+
+    async def complete(self, request: Request) -> Completion:
+        self.calls += 1
+        text = self.answer(request.row, request.style, request.sample_index, request.task)
+        return Completion(text=text, prompt_tokens=len(request.prompt.split()),
+                          completion_tokens=len(text.split()))
+
+    async def aclose(self) -> None:
+        return None
