@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from distill.errors import DistillError
+
 
 @dataclass
 class Completion:
@@ -58,3 +60,14 @@ class RetryableError(Exception):
     def __init__(self, message: str, retry_after: float | None = None):
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class RequestRejected(Exception):
+    """The server refused this one request for good (e.g. 400: prompt too long): no retry,
+    the path is recorded as failed with this message."""
+
+
+class FatalBackendError(DistillError):
+    """A fault that will hit every request (bad API key, unknown model, 401/403/404):
+    the engine stops at once (completed answers are already cached) and the CLI prints
+    the message as a one-line error."""

@@ -1,0 +1,85 @@
+"""Gemini backend (google-genai), with the SDK's own retries off: the engine retries.
+
+``base_url`` points the SDK at another endpoint (a proxy, or the tests' local server);
+the key comes from ``$GOOGLE_API_KEY`` or ``$GEMINI_API_KEY`` only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from distill.prompting.backend import (
+    Completion, FatalBackendError, Request, RequestRejected, RetryableError,
+)
+from distill.prompting.backends.openai_backend import MissingAPIKeyError, parse_retry_after
+
+
+class GeminiBackend:
+    name = "gemini"
+
+    def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None,
+                 request_timeout: float = 60.0, concurrency: int = 16, **_: Any):
+        key = api_key or os.environ.get("GOOGLE_API_KEY") or os.environ.get("GEMINI_API_KEY")
+        if not key:
+            raise MissingAPIKeyError("GOOGLE_API_KEY (or GEMINI_API_KEY) is not set; export it "
+                                     "(keys are read from the environment only)")
+        from google import genai
+        from google.genai import types
+
+        self._types = types
+        self.model = model
+        opts: dict[str, Any] = {
+            "timeout": int(request_timeout * 1000),  # milliseconds
+            "retry_options": types.HttpRetryOptions(attempts=1),
+        }
+        if base_url:
+            opts["base_url"] = base_url
+        self.client = genai.Client(api_key=key, http_options=types.HttpOptions(**opts))
+
+    async def complete(self, request: Request) -> Completion:
+        from google.genai import errors
+
+        cfg = self._types.GenerateContentConfig(temperature=request.temperature,
+                                                max_output_tokens=request.max_tokens)
+        try:
+            resp = await self.client.aio.models.generate_content(model=self.model, contents=request.prompt,
+                                                                  config=cfg)
+        except errors.APIError as exc:
+            code = int(getattr(exc, "code", 0) or 0)
+            resp_obj = getattr(exc, "response", None)
+            headers = getattr(resp_obj, "headers", None)
+            if code in (408, 409, 429) or code >= 500:
+                raise RetryableError(f"http {code}: {str(exc)[:200]}", retry_after=parse_retry_after(headers)) from None
+            if code in (401, 403, 404):
+                raise FatalBackendError(f"the Gemini server answered {code} ({str(exc)[:200]}); check the API key, "
+                                        f"--model {self.model!r} and --base-url") from None
+            raise RequestRejected(f"http {code}: {str(exc)[:200]}") from None
+        except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
+            raise RetryableError(f"bad body: {type(exc).__name__}") from None
+        except Exception as exc:  # transport faults of httpx/httpx2/aiohttp (timeouts, resets)
+            if _is_transport_error(exc):
+                raise RetryableError(f"connection: {type(exc).__name__}: {exc}"[:200]) from None
+            raise
+        try:
+            text = resp.text
+        except ValueError:
+            text = None
+        if not resp.candidates:
+            raise RetryableError("no choices: the response had no candidates")
+        if not text or not text.strip():
+            raise RetryableError("empty: the response had empty content")
+        um = resp.usage_metadata
+        return Completion(text, int(getattr(um, "prompt_token_count", 0) or 0),
+                          int(getattr(um, "candidates_token_count", 0) or 0))
+
+    async def aclose(self) -> None:
+        close = getattr(self.client.aio, "aclose", None)
+        if close is not None:
+            await close()
+
+
+def _is_transport_error(exc: BaseException) -> bool:
+    mods = ("httpx", "httpx2", "httpcore", "httpcore2", "aiohttp", "ssl")
+    return isinstance(exc, (OSError, TimeoutError)) or type(exc).__module__.split(".")[0] in mods

@@ -1,0 +1,266 @@
+"""``distill prompt`` as a library: find sources, plan paths, ask the teacher, verify, write.
+
+Paths per question: ``n`` paths with the styles cycled in the given order (path ``i``
+uses ``styles[i % len(styles)]`` and sample index ``i``), so ``--n 6`` with the six
+default styles asks each style once and ``--n 12`` twice. Each path's cache key is
+(model, prompt, style, sample index, temperature, max_tokens): raising ``--n`` later
+re-uses every answer already paid for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from distill.data.jsonl import (
+    atomic_write_jsonl, correct_only, correct_path, enriched_path, is_output_file, read_rows, stem_of,
+)
+from distill.data.tasks import TASKS, TaskSpec, get_task
+from distill.errors import ConfigError, DistillError
+from distill.prompting.backend import Backend, Request
+from distill.prompting.cache import ResponseCache, cache_key
+from distill.prompting.engine import Job, RunStats, run_jobs
+from distill.prompting.prompts import build_prompt
+from distill.prompting.retry import RetryPolicy
+from distill.prompting.styles import DEFAULT_STYLES, Style, get_style
+from distill.verify.types import NA
+
+
+@dataclass
+class PromptSettings:
+    """Generation and transport settings of one ``distill prompt`` run."""
+
+    model: str
+    n: int = 6
+    styles: tuple[str, ...] = DEFAULT_STYLES
+    temperature: float = 0.7
+    max_tokens: int = 1024
+    concurrency: int = 16
+    request_timeout: float = 60.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def __post_init__(self) -> None:
+        if not self.model:
+            raise ConfigError("--model must name the teacher model")
+        if self.n < 1:
+            raise ConfigError(f"--n must be >= 1 paths per question (got {self.n})")
+        if not self.styles:
+            raise ConfigError("--styles must list at least one style")
+        for s in self.styles:
+            get_style(s)  # raises with the valid names
+        if self.concurrency < 1:
+            raise ConfigError(f"--concurrency must be >= 1 (got {self.concurrency})")
+        if self.request_timeout <= 0:
+            raise ConfigError(f"--request-timeout must be > 0 seconds (got {self.request_timeout})")
+        if not 0.0 <= self.temperature <= 2.0:
+            raise ConfigError(f"--temperature must be in [0, 2] (got {self.temperature})")
+        if self.max_tokens < 1:
+            raise ConfigError(f"--max-tokens must be >= 1 (got {self.max_tokens})")
+
+    def style_objs(self) -> list[Style]:
+        return [get_style(s) for s in self.styles]
+
+
+@dataclass
+class Source:
+    """One source file, its rows and (once planned) one job list per row."""
+
+    task: TaskSpec
+    path: Path
+    rows: list[dict[str, Any]]
+    cache: ResponseCache | None = None
+    jobs: list[list[Job]] = field(default_factory=list)
+
+    @property
+    def cache_path(self) -> Path:
+        return self.path.with_name(f"{stem_of(self.path)}.cache.jsonl")
+
+
+def resolve_datasets(dataset: str) -> list[TaskSpec]:
+    """``"gsm8k"``, ``"gsm8k,math"`` or ``"all"`` -> task specs (unknown names list the valid ones)."""
+    if dataset == "all":
+        return list(TASKS.values())
+    return [get_task(name.strip()) for name in dataset.split(",") if name.strip()]
+
+
+def discover_sources(root: str | Path, tasks: list[TaskSpec], *, include_train: bool = False,
+                     require: bool = True) -> list[tuple[TaskSpec, Path]]:
+    """Every source ``*.jsonl`` under ``<root>/<task>/`` (recursively), skipping ``train/``
+    folders and ``train.jsonl`` unless ``include_train``, and never our own outputs."""
+    root = Path(root)
+    found: list[tuple[TaskSpec, Path]] = []
+    for spec in tasks:
+        tdir = root / spec.name
+        if not tdir.is_dir():
+            continue
+        for p in sorted(tdir.rglob("*.jsonl")):
+            rel = p.relative_to(tdir)
+            if is_output_file(p) or p.name.startswith("."):
+                continue
+            if not include_train and ("train" in rel.parts[:-1] or stem_of(p) == "train"):
+                continue
+            found.append((spec, p))
+    if require and not found:
+        names = ", ".join(s.name for s in tasks)
+        raise DistillError(f"no source *.jsonl files for {names} under {root} "
+                           f"(looked in <root>/<task>/; train files need --include-train)")
+    return found
+
+
+def load_sources(pairs: list[tuple[TaskSpec, Path]]) -> list[Source]:
+    """Read and validate every file first, so a bad line fails before any request is paid for."""
+    return [Source(spec, Path(p), read_rows(p, spec)) for spec, p in pairs]
+
+
+def plan(sources: list[Source], settings: PromptSettings) -> list[Job]:
+    """Build every path's request and cache key; open each file's cache."""
+    styles = settings.style_objs()
+    all_jobs: list[Job] = []
+    for src in sources:
+        src.cache = ResponseCache(src.cache_path)
+        src.jobs = []
+        for row in src.rows:
+            row_jobs = []
+            for i in range(settings.n):
+                style = styles[i % len(styles)]
+                prompt = build_prompt(src.task, row, style)
+                key = cache_key(model=settings.model, prompt=prompt, style=style.name, sample_index=i,
+                                temperature=settings.temperature, max_tokens=settings.max_tokens)
+                req = Request(prompt=prompt, style=style.name, row=row, task=src.task.name, sample_index=i,
+                              temperature=settings.temperature, max_tokens=settings.max_tokens)
+                row_jobs.append(Job(key, req, src.cache, meta={"id": row["id"], "style": style.name,
+                                                               "sample_index": i, "model": settings.model}))
+            src.jobs.append(row_jobs)
+            all_jobs.extend(row_jobs)
+    return all_jobs
+
+
+def verify_paths(task: str, items: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, bool]]:
+    """Score ``(response, row)`` pairs with the project's verifiers (worker processes, hard timeout)."""
+    if not items:
+        return []
+    from distill.verify.batch import score_batch
+
+    verdicts = score_batch([(task, resp, row) for resp, row in items])
+    return [(v.pred, bool(v.correct)) for v in verdicts]
+
+
+@dataclass
+class FileReport:
+    path: Path
+    rows: int
+    paths: int
+    failed: list[str]  # "id#i (style): error"
+    correct_by_style: Counter
+    total_by_style: Counter
+    enriched: Path
+    correct: Path
+
+
+def finalize(src: Source) -> FileReport:
+    """Verify the answered paths and atomically write ``<stem>.enriched.jsonl`` / ``.correct.jsonl``."""
+    to_score: list[tuple[str, dict[str, Any]]] = []
+    for row, jobs in zip(src.rows, src.jobs):
+        for job in jobs:
+            if job.ok:
+                to_score.append((job.completion.text, row))
+    scores = iter(verify_paths(src.task.name, to_score))
+    enriched_rows, failed = [], []
+    correct_by, total_by = Counter(), Counter()
+    for row, jobs in zip(src.rows, src.jobs):
+        out = dict(row)
+        out["prompts"] = [j.request.prompt for j in jobs]
+        out["styles"] = [j.request.style for j in jobs]
+        out["responses"], out["preds"], out["correct_flags"], out["failed"] = [], [], [], []
+        for i, job in enumerate(jobs):
+            if job.ok:
+                pred, ok = next(scores)
+                out["responses"].append(job.completion.text)
+            else:
+                pred, ok = NA, False
+                out["responses"].append("")
+                failed.append(f"{row['id']}#{i} ({job.request.style}): {job.error}")
+            out["preds"].append(pred)
+            out["correct_flags"].append(ok)
+            out["failed"].append(not job.ok)
+            total_by[job.request.style] += 1
+            correct_by[job.request.style] += int(ok)
+        enriched_rows.append(out)
+    e_path, c_path = enriched_path(src.path), correct_path(src.path)
+    atomic_write_jsonl(e_path, enriched_rows)
+    atomic_write_jsonl(c_path, (correct_only(r) for r in enriched_rows))
+    return FileReport(src.path, len(src.rows), sum(len(j) for j in src.jobs), failed, correct_by, total_by,
+                      e_path, c_path)
+
+
+@dataclass
+class PromptReport:
+    stats: RunStats
+    files: list[FileReport]
+    wall_s: float
+
+    def format(self) -> str:
+        s = self.stats
+        lines = [
+            f"teacher paths: {s.jobs} ({s.cached} from cache, {s.completed} asked now, {s.failed} failed)",
+            f"requests: {s.requests}  retries: {s.retries}  tokens: prompt {s.prompt_tokens}, "
+            f"completion {s.completion_tokens}",
+        ]
+        if s.errors:
+            lines.append("faults seen: " + ", ".join(f"{k} x{v}" for k, v in s.errors.most_common()))
+        tot, cor = Counter(), Counter()
+        for f in self.files:
+            tot.update(f.total_by_style)
+            cor.update(f.correct_by_style)
+        lines.append("correct per style: " + ", ".join(
+            f"{st} {cor[st]}/{tot[st]}" for st in tot))
+        for f in self.files:
+            lines.append(f"  {f.path}: {f.rows} rows -> {f.enriched.name}, {f.correct.name}")
+        failed = [x for f in self.files for x in f.failed]
+        if failed:
+            lines.append(f"FAILED paths ({len(failed)}; recorded as failed, rerun to retry them):")
+            lines += [f"  {x}" for x in failed[:20]]
+            if len(failed) > 20:
+                lines.append(f"  ... and {len(failed) - 20} more")
+        lines.append(f"wall time: {self.wall_s:.1f} s (requests {s.request_wall_s:.1f} s)")
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict[str, Any]:
+        tot, cor = Counter(), Counter()
+        for f in self.files:
+            tot.update(f.total_by_style)
+            cor.update(f.correct_by_style)
+        return {**self.stats.as_dict(), "wall_s": round(self.wall_s, 3),
+                "correct_per_style": {st: [cor[st], tot[st]] for st in tot},
+                "failed_paths": [x for f in self.files for x in f.failed],
+                "files": [str(f.path) for f in self.files]}
+
+
+async def _generate(backend: Backend, jobs: list[Job], settings: PromptSettings, progress: bool) -> RunStats:
+    try:
+        return await run_jobs(backend, jobs, concurrency=settings.concurrency,
+                              request_timeout=settings.request_timeout, policy=settings.retry,
+                              progress=progress, desc=f"teacher {settings.model}")
+    finally:
+        close = getattr(backend, "aclose", None)
+        if close is not None:
+            await close()
+
+
+def run_prompt(backend: Backend, sources: list[Source], settings: PromptSettings, *,
+               progress: bool = True) -> PromptReport:
+    """Ask, cache, verify and write for every source. The backend is closed afterwards."""
+    t0 = time.perf_counter()
+    jobs = plan(sources, settings)
+    try:
+        stats = asyncio.run(_generate(backend, jobs, settings, progress))
+    finally:
+        for src in sources:
+            if src.cache is not None:
+                src.cache.close()
+    files = [finalize(src) for src in sources]
+    return PromptReport(stats, files, time.perf_counter() - t0)

@@ -1,0 +1,58 @@
+"""Core prompts: what the teacher must answer and in which final-answer format.
+
+The format line matters more than the wording: the verifiers extract the answer from
+``\\boxed{}`` (math), "The best answer is X" (multiple choice), a final Yes/No
+(strategy_qa) or True/False/Neither (anli). The reasoning styles
+(:mod:`distill.prompting.styles`) wrap these prompts without touching the format line,
+which is repeated last so that it survives any wrapper.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from distill.data.tasks import TaskSpec, get_task
+
+MATH_FORMAT = "Put the final answer in \\boxed{}."
+MCQ_FORMAT = 'End your response with "The best answer is [LETTER]" where [LETTER] is one of {letters}.'
+YESNO_FORMAT = 'End your response with "The answer is Yes" or "The answer is No".'
+NLI_FORMAT = ('Is the hypothesis true given the premise? End your response with "The answer is True", '
+              '"The answer is False" or "The answer is Neither".')
+
+
+def core_prompt(task: str | TaskSpec, row: dict[str, Any]) -> str:
+    """The task's question, plus its table/choices, without any reasoning style."""
+    spec = task if isinstance(task, TaskSpec) else get_task(task)
+    if spec.name == "table_mwp":
+        title = row.get("table_title")
+        table = f"Table: {title}\n{row['table']}" if title else f"Table:\n{row['table']}"
+        body = f"{table}\n\nQuestion: {row['question']}"
+        if row.get("choices"):  # some TabMWP questions are multiple choice over free text options
+            body += "\nOptions: " + ", ".join(str(c) for c in row["choices"])
+        return f"{body}\n\n{MATH_FORMAT}"
+    if spec.kind == "math":
+        return f"Question: {row['question']}\n\n{MATH_FORMAT}"
+    if spec.kind == "mcq":
+        labels, texts = row["choices"]["label"], row["choices"]["text"]
+        opts = "\n".join(f"({lab}) {txt}" for lab, txt in zip(labels, texts))
+        letters = ", ".join(labels)
+        return f"Question: {row['question']}\nOptions:\n{opts}\n\n" + MCQ_FORMAT.replace("{letters}", letters)
+    if spec.kind == "yesno":
+        return f"Question: {row['question']}\n\n{YESNO_FORMAT}"
+    if spec.kind == "nli":
+        return f"Premise: {row['premise']}\nHypothesis: {row['hypothesis']}\n\n{NLI_FORMAT}"
+    raise ValueError(f"task {spec.name!r} has unknown kind {spec.kind!r}")  # registry bug, not user input
+
+
+def format_reminder(task: str | TaskSpec, row: dict[str, Any]) -> str:
+    """The last line of :func:`core_prompt` (the answer format)."""
+    return core_prompt(task, row).rsplit("\n\n", 1)[-1]
+
+
+def build_prompt(task: str | TaskSpec, row: dict[str, Any], style) -> str:
+    """Wrap the core prompt in a style and restate the answer format at the very end."""
+    core = core_prompt(task, row)
+    wrapped = style.wrap(core)
+    if wrapped == core:
+        return core
+    return f"{wrapped}\n\n{format_reminder(task, row)}"
