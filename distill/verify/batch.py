@@ -1,0 +1,278 @@
+"""Score many paths in worker processes with a hard per-item timeout.
+
+Why processes and not threads: math-verify's timeout is SIGALRM (main thread only), SymPy can
+spin for minutes on adversarial LaTeX, and clingo's grounding ignores signals. The only bound
+that always works is killing the process, so:
+
+- a persistent pool (module-level, reused across calls) of worker interpreters started with
+  ``subprocess`` (not multiprocessing: nothing of the caller's ``__main__`` is re-run and no
+  threaded torch parent is forked). Each pre-imports the verifiers and math-verify once, then
+  serves chunks over a socket; start-up is paid once per pool, not per call;
+- items go out in chunks (few pipe round-trips), but every result comes back on its own, so the
+  parent knows which item each worker is on and since when: item k starts when item k-1's
+  result arrives. A worker past its item's deadline is SIGKILLed and replaced; that item scores
+  False and is counted in ``timeouts``; the rest of its chunk is re-queued;
+- a worker that dies (segfault in a native solver, OOM) costs only its current item
+  (counted in ``errors``) in the same way.
+
+The caller never waits longer than ``timeout`` per item (plus worker start-up, itself bounded).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any
+
+from distill.verify.types import NA, Verdict
+
+#: Seconds a fresh worker may take to report ready before we give up (never hang the caller).
+START_TIMEOUT_S = 120.0
+#: Row fields the verifiers read; only these cross the process boundary.
+ROW_FIELDS = ("gold_answer", "choices")
+_PKG_ROOT = str(Path(__file__).resolve().parents[2])
+_BOOT = "import sys; from distill.verify.batch import _worker_entry; _worker_entry(int(sys.argv[1]))"
+
+
+@dataclass
+class BatchResult:
+    """Verdicts in input order, how many items hit the hard timeout, wall seconds, worker crashes."""
+
+    verdicts: list[Verdict]
+    timeouts: int
+    seconds: float
+    errors: int = 0
+
+    @property
+    def correct(self) -> int:
+        return sum(v.correct for v in self.verdicts)
+
+
+def _worker_entry(fd: int) -> None:
+    """Entry point of a worker interpreter: serve on the inherited socket ``fd``."""
+    _worker_main(Connection(fd))
+
+
+def _worker_main(conn) -> None:  # runs in the child
+    from distill.verify.core import score
+
+    try:
+        import math_verify  # noqa: F401  (pre-import: its first-use cost must not count against an item)
+    except ImportError:
+        pass
+    conn.send(("ready", os.getpid()))
+    while True:
+        try:
+            msg = conn.recv()
+        except EOFError:
+            return
+        if msg is None:
+            return
+        task, items = msg
+        for idx, response, row in items:
+            try:
+                v = score(task, response, row)
+                conn.send((idx, v.pred, v.correct, None))
+            except Exception as exc:  # a verifier bug must not take the batch down; reported as an error
+                conn.send((idx, NA, False, f"{type(exc).__name__}: {exc}"))
+
+
+@dataclass
+class _Worker:
+    proc: Any
+    conn: Any
+    pending: deque = field(default_factory=deque)
+    deadline: float = 0.0
+
+
+class _Pool:
+    def __init__(self, size: int):
+        self.size = size
+        self.pid = os.getpid()
+        self.workers: list[_Worker] = []
+        for _ in range(size):
+            self.workers.append(self._start())
+        for w in self.workers:
+            self._await_ready(w)
+
+    def _start(self) -> _Worker:
+        # A fresh interpreter, not multiprocessing: no re-import of the caller's __main__, no fork of
+        # a threaded (torch) parent. Its own session, so a kill also takes down solver children.
+        ours, theirs = socket.socketpair()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (_PKG_ROOT, env.get("PYTHONPATH", "")) if p)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _BOOT, str(theirs.fileno())],
+            pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+        )
+        theirs.close()
+        return _Worker(proc, Connection(ours.detach()))
+    def _await_ready(self, w: _Worker) -> None:
+        if not w.conn.poll(START_TIMEOUT_S):
+            self._kill(w)
+            raise RuntimeError(f"verifier worker did not start within {START_TIMEOUT_S:g}s")
+        msg = w.conn.recv()
+        if not (isinstance(msg, tuple) and msg[0] == "ready"):
+            raise RuntimeError(f"verifier worker sent {msg!r} instead of ready")
+
+    @staticmethod
+    def _kill(w: _Worker) -> None:
+        if w.proc.poll() is None:
+            try:
+                os.killpg(w.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            w.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+        w.conn.close()
+
+    def _replace(self, w: _Worker) -> _Worker:
+        self._kill(w)
+        new = self._start()
+        self._await_ready(new)
+        self.workers[self.workers.index(w)] = new
+        return new
+
+    def close(self) -> None:
+        for w in self.workers:
+            try:
+                w.conn.send(None)
+            except (OSError, BrokenPipeError):
+                pass
+        for w in self.workers:
+            try:
+                w.proc.wait(2)
+            except subprocess.TimeoutExpired:
+                pass
+            self._kill(w)
+        self.workers = []
+
+    def run(self, task: str, items: list[tuple[int, str, dict]], timeout: float, progress=None):
+        verdicts: dict[int, Verdict] = {}
+        timeouts = errors = 0
+        n = len(items)
+        chunk = max(1, min(64, n // (self.size * 8) or 1))
+        queue = deque(items[i : i + chunk] for i in range(0, n, chunk))
+        while len(verdicts) < n:
+            now = time.monotonic()
+            for w in self.workers:
+                if not w.pending and queue:
+                    part = queue.popleft()
+                    w.conn.send((task, part))
+                    w.pending = deque(part)
+                    w.deadline = time.monotonic() + timeout
+            busy = [w for w in self.workers if w.pending]
+            if not busy:
+                break
+            wait_s = max(0.0, min(w.deadline for w in busy) - time.monotonic())
+            ready = wait([w.conn for w in busy], timeout=wait_s)
+            for w in busy:
+                if w.conn not in ready:
+                    continue
+                try:
+                    while w.pending and w.conn.poll():
+                        idx, pred, correct, err = w.conn.recv()
+                        head = w.pending.popleft()
+                        assert head[0] == idx, (head[0], idx)
+                        verdicts[idx] = Verdict(pred, bool(correct))
+                        errors += err is not None
+                        w.deadline = time.monotonic() + timeout
+                        if progress is not None:
+                            progress.update(1)
+                except (EOFError, OSError):  # the worker died: lose only its current item
+                    idx = w.pending.popleft()[0]
+                    verdicts[idx] = Verdict(NA, False)
+                    errors += 1
+                    if progress is not None:
+                        progress.update(1)
+                    rest = list(w.pending)
+                    w.pending = deque()
+                    if rest:
+                        queue.appendleft(rest)
+                    self._replace(w)
+            now = time.monotonic()
+            for w in list(self.workers):
+                if w.pending and now >= w.deadline:
+                    idx = w.pending.popleft()[0]
+                    verdicts[idx] = Verdict(NA, False)
+                    timeouts += 1
+                    if progress is not None:
+                        progress.update(1)
+                    rest = list(w.pending)
+                    w.pending = deque()
+                    if rest:
+                        queue.appendleft(rest)
+                    self._replace(w)
+        return [verdicts[i] for i in range(n)], timeouts, errors
+
+
+_POOL: _Pool | None = None
+
+
+def _get_pool(size: int) -> _Pool:
+    global _POOL
+    if _POOL is not None and (_POOL.size != size or _POOL.pid != os.getpid()):
+        if _POOL.pid == os.getpid():
+            _POOL.close()
+        _POOL = None
+    if _POOL is None:
+        _POOL = _Pool(size)
+    return _POOL
+
+
+def shutdown() -> None:
+    """Stop the persistent worker pool (also done at interpreter exit)."""
+    global _POOL
+    if _POOL is not None and _POOL.pid == os.getpid():
+        _POOL.close()
+    _POOL = None
+
+
+atexit.register(shutdown)
+
+
+def score_batch(task: str, items: list[tuple[str, dict]], *, workers: int | None = None,
+                timeout: float = 5.0, progress: bool = False) -> BatchResult:
+    """Score ``(response, row)`` pairs of one task; verdicts come back in input order.
+
+    ``workers`` defaults to the CPU count; ``timeout`` is the hard per-item limit in seconds.
+    """
+    from distill.verify.core import kind_of
+
+    kind_of(task)  # fail fast on an unknown task, in the caller
+    if timeout <= 0:
+        raise ValueError("timeout must be > 0 seconds")
+    start = time.perf_counter()
+    if not items:
+        return BatchResult([], 0, 0.0)
+    size = max(1, workers if workers is not None else (os.cpu_count() or 1))
+    payload = [
+        (i, resp, {k: row[k] for k in ROW_FIELDS if k in row})
+        for i, (resp, row) in enumerate(items)
+    ]
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(items), desc=f"verify {task}", unit="path")
+    pool = _get_pool(size)
+    try:
+        verdicts, timeouts, errors = pool.run(task, payload, timeout, bar)
+    except BaseException:
+        shutdown()  # pipes may hold stale results; never reuse a pool after an interruption
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    return BatchResult(verdicts, timeouts, time.perf_counter() - start, errors)

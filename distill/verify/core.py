@@ -1,0 +1,101 @@
+"""``score`` and ``extract_answer``: one entry point per path, dispatching on the task's kind.
+
+The prediction pipeline is the same for every kind (see ``distill/verify/__init__.py``):
+explicit final answer in the prose -> value of a solver block (SMT-LIB2 / ASP) -> the kind's
+loose fallback -> ``N/A``. A DOT block that Graphviz rejects makes the path incorrect.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from distill.data.tasks import TASKS, UnknownTaskError
+from distill.verify import choice, mathans, solvers
+from distill.verify.types import NA, Verdict
+
+KINDS = ("math", "mcq", "yesno", "nli")
+
+
+def kind_of(task: str) -> str:
+    """A task name from :data:`distill.data.tasks.TASKS` (or a kind name itself) -> its verifier kind."""
+    spec = TASKS.get(task)
+    if spec is not None:
+        return spec.kind
+    if task in KINDS:
+        return task
+    raise UnknownTaskError(
+        f"unknown task {task!r}; valid tasks: {', '.join(sorted(TASKS))} (or a kind: {', '.join(KINDS)})"
+    )
+
+
+def _text_choices(row: dict[str, Any] | None) -> bool:
+    """Math-kind rows with a plain list of text options (TabMWP multi-choice) are matched as text."""
+    return bool(row) and isinstance(row.get("choices"), list) and bool(row["choices"])
+
+
+def _extract_text(kind: str, text: str, row: dict[str, Any] | None, explicit_only: bool) -> str:
+    if kind == "math":
+        if _text_choices(row):
+            return choice.extract_choice_text(text, row, explicit_only=explicit_only)
+        got = mathans.extract_explicit(text) if explicit_only else (
+            mathans.extract_explicit(text) or mathans.extract_fallback(text))
+        return mathans.normalize(got) if got else NA
+    if kind == "mcq":
+        return choice.extract_mcq(text, row, explicit_only=explicit_only)
+    if kind == "yesno":
+        return choice.extract_yesno(text, row, explicit_only=explicit_only)
+    return choice.extract_nli(text, row, explicit_only=explicit_only)
+
+
+def _from_solver(kind: str, value: str, row: dict[str, Any] | None) -> str:
+    """Map a solver's raw value into the task's answer vocabulary."""
+    if kind == "math":
+        if _text_choices(row):
+            return choice.extract_choice_text(f"Answer: {value}", row, explicit_only=True)
+        return mathans.normalize(value)
+    if kind == "yesno" and value.casefold() in ("true", "false", "yes", "no"):
+        return choice.YESNO_WORDS[value.casefold()]
+    if kind == "nli" and value.casefold() in choice.NLI_WORDS:
+        return choice.NLI_WORDS[value.casefold()]
+    return _extract_text(kind, f"Answer: {value}", row, explicit_only=True)
+
+
+def extract_answer(task: str, response: str, row: dict | None = None) -> str:
+    """The path's prediction in the task's vocabulary, or ``"N/A"`` if nothing is extractable."""
+    kind = kind_of(task)
+    if not isinstance(response, str) or not response.strip():
+        return NA
+    pred = _extract_text(kind, response, row, explicit_only=True)
+    if pred != NA:
+        return pred
+    value = solvers.solver_prediction(response)
+    if value is not None:
+        pred = _from_solver(kind, value, row)
+        if pred != NA:
+            return pred
+    return _extract_text(kind, response, row, explicit_only=False)
+
+
+def is_correct(task: str, pred: str, row: dict[str, Any]) -> bool:
+    """Does an extracted prediction match ``row["gold_answer"]``?"""
+    if pred == NA:
+        return False
+    kind = kind_of(task)
+    if kind == "math":
+        if _text_choices(row):
+            return choice.choice_text_correct(pred, row)
+        return mathans.equivalent(str(row["gold_answer"]), pred)
+    if kind == "mcq":
+        return choice.mcq_correct(pred, row)
+    if kind == "yesno":
+        return choice.yesno_correct(pred, row)
+    return choice.nli_correct(pred, row)
+
+
+def score(task: str, response: str, row: dict) -> Verdict:
+    """Extract the path's answer and check it against ``row["gold_answer"]`` (+ ``choices`` for mcq)."""
+    pred = extract_answer(task, response, row)
+    correct = is_correct(task, pred, row)
+    if correct and "```" in response and not solvers.structure_ok(response):
+        correct = False
+    return Verdict(pred, correct)

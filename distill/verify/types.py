@@ -1,0 +1,16 @@
+"""Result types shared by the verifiers (kept import-light: no SymPy, no solvers)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: The prediction string for "nothing extractable". A verdict with this pred is never correct.
+NA = "N/A"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One scored path: the extracted prediction and whether it matches the gold answer."""
+
+    pred: str
+    correct: bool
