@@ -145,8 +145,8 @@ def verify_paths(task: str, items: list[tuple[str, dict[str, Any]]]) -> list[tup
         return []
     from distill.verify.batch import score_batch
 
-    verdicts = score_batch([(task, resp, row) for resp, row in items])
-    return [(v.pred, bool(v.correct)) for v in verdicts]
+    result = score_batch(task, items)
+    return [(v.pred, bool(v.correct)) for v in result.verdicts]
 
 
 @dataclass

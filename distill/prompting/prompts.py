@@ -3,8 +3,8 @@
 The format line matters more than the wording: the verifiers extract the answer from
 ``\\boxed{}`` (math), "The best answer is X" (multiple choice), a final Yes/No
 (strategy_qa) or True/False/Neither (anli). The reasoning styles
-(:mod:`distill.prompting.styles`) wrap these prompts without touching the format line,
-which is repeated last so that it survives any wrapper.
+(:mod:`distill.prompting.styles`) wrap the question part only; the format line always
+comes last, so no style can bury it.
 """
 
 from __future__ import annotations
@@ -44,15 +44,9 @@ def core_prompt(task: str | TaskSpec, row: dict[str, Any]) -> str:
     raise ValueError(f"task {spec.name!r} has unknown kind {spec.kind!r}")  # registry bug, not user input
 
 
-def format_reminder(task: str | TaskSpec, row: dict[str, Any]) -> str:
-    """The last line of :func:`core_prompt` (the answer format)."""
-    return core_prompt(task, row).rsplit("\n\n", 1)[-1]
-
-
 def build_prompt(task: str | TaskSpec, row: dict[str, Any], style) -> str:
-    """Wrap the core prompt in a style and restate the answer format at the very end."""
+    """Wrap the question part of the core prompt in a style; the answer-format line goes last
+    so that no style template can bury it."""
     core = core_prompt(task, row)
-    wrapped = style.wrap(core)
-    if wrapped == core:
-        return core
-    return f"{wrapped}\n\n{format_reminder(task, row)}"
+    body, fmt = core.rsplit("\n\n", 1)
+    return f"{style.wrap(body)}\n\n{fmt}"
