@@ -46,6 +46,8 @@ _NUM_TEXT_RE = re.compile(r"(?<![\w.])[-+−]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+
 _PLAIN_NUM_RE = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?|[-+]?\.\d+")
 _TEXT_CMD_RE = re.compile(r"\\(?:text|textbf|mathrm|mbox|textrm)\s*\{([^{}]*)\}")
 _UNIT_TAIL_RE = re.compile(r"^(?P<head>.*?[\d}])\s+(?:[A-Za-z]{2,}\.?\s*)+$", re.S)
+_UNIT_TEXT_RE = re.compile(r"^(?P<head>.*[\d}])\s*\\(?:text|mbox|mathrm)\s*\{\s*[A-Za-z][A-Za-z .]*\}\s*$", re.S)
+_WORD_RE = re.compile(r"(?:\\(?:text|textbf|mathrm|mbox)\s*\{)?\s*([A-Za-z][A-Za-z .'-]*?)\s*\}?")
 _ASSIGN_RE = re.compile(r"^[A-Za-z](?:_\{?\w+\}?)?\s*=\s*(?P<rhs>[^=<>]+)$")
 
 
@@ -135,7 +137,9 @@ def normalize(ans: str) -> str:
     s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("\\left", "").replace("\\right", "")
     s = s.strip("$ ").rstrip(".").strip()
     # units: a trailing \text{...} of letters, or trailing words after a number ("18 dollars")
-    s = re.sub(r"\\(?:text|mbox|mathrm)\s*\{\s*[A-Za-z][A-Za-z .]*\}\s*$", "", s).strip()
+    m = _UNIT_TEXT_RE.match(s)
+    if m:
+        s = m.group("head").strip()
     m = _UNIT_TAIL_RE.match(s)
     if m:
         s = m.group("head").strip()
@@ -186,6 +190,10 @@ def equivalent(gold: str, pred: str) -> bool:
     g, p = normalize(gold), normalize(pred)
     if g == p and g:
         return True
+    g_word = _WORD_RE.fullmatch(g)
+    if g_word:  # a word answer ("\text{Evelyn}", "east"): compare the words, not SymPy symbols
+        p_word = _WORD_RE.fullmatch(p)
+        return bool(p_word) and g_word.group(1).casefold() == p_word.group(1).casefold()
     parsed_g, parsed_p = _parse(g), _parse(p)
     if not parsed_g or not parsed_p:
         return False
