@@ -1,0 +1,59 @@
+"""``distill judge``: the LLM-as-judge filter over correct paths, real client, local server."""
+
+from __future__ import annotations
+
+import json
+
+from fake_openai_server import FakeTeacherServer
+
+from distill.cli import main
+from distill.prompting.judge import parse_verdict
+
+ROWS = [{"id": f"q{i}", "question": f"What is {i} plus {i}?", "gold_answer": str(2 * i)} for i in range(4)]
+
+
+def responder(prompt: str, model: str) -> str:
+    if "Proposed solution:" in prompt:  # the judge
+        if "What is 1 plus" in prompt:
+            return "Step two doubles instead of adding.\nVerdict: UNSOUND"
+        if "What is 2 plus" in prompt:
+            return "Looks fine to me."  # no verdict line -> dropped
+        return "Each step is valid.\n**Verdict:** SOUND"
+    q = prompt.split("Question: ", 1)[1].split("\n", 1)[0]
+    i = int(q.split()[2])
+    ans = 2 * i + (1 if "Python program" in prompt else 0)
+    return f"{i} plus {i} is {ans}. \\boxed{{{ans}}}"
+
+
+def test_parse_verdict():
+    assert parse_verdict("blah\nVerdict: SOUND") is True
+    assert parse_verdict("Verdict: sound ... on reflection, Verdict: UNSOUND") is False
+    assert parse_verdict("**Verdict**: Sound.") is True
+    assert parse_verdict("I think it is sound.") is None
+
+
+def test_judge_keeps_only_sound_correct_paths(tmp_path, capsys):
+    src = tmp_path / "gsm8k" / "test.jsonl"
+    src.parent.mkdir(parents=True)
+    src.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    with FakeTeacherServer(responder=responder, faults=[("3 plus 3 is 6.", ["500"] * 2)]) as srv:
+        common = ["--root", str(tmp_path), "--dataset", "gsm8k", "--base-url", srv.url, "--no-progress",
+                  "--retry-base", "0.01"]
+        assert main(["prompt", *common, "--n", "2", "--styles", "cot,program"]) == 0
+        asked = srv.requests
+        assert asked == 8
+        # judge: only the 4 correct (cot) paths are judged; q3's judge call fails twice -> dropped + reported
+        rc = main(["judge", *common, "--model", "judge-m", "--max-attempts", "2"])
+        out = capsys.readouterr().out
+        assert rc == 1 and srv.requests == asked + 5
+        assert "kept 1, rejected 1, no verdict 1, failed 1" in out and "q3#0" in out
+        judged = [json.loads(x) for x in (src.with_name("test.judged.jsonl")).read_text().splitlines()]
+        assert [r["id"] for r in judged] == ["q0", "q1", "q2", "q3"]
+        assert judged[0]["path_idx"] == [0] and judged[0]["styles"] == ["cot"] and judged[0]["preds"] == ["0"]
+        assert "SOUND" in judged[0]["judge_responses"][0]
+        assert all(r["path_idx"] == [] for r in judged[1:])
+        # rerun: cached verdicts are not re-asked; only the failed one is, and now succeeds
+        rc = main(["judge", *common, "--model", "judge-m"])
+        assert rc == 0 and srv.requests == asked + 5 + 1
+        judged = [json.loads(x) for x in (src.with_name("test.judged.jsonl")).read_text().splitlines()]
+        assert judged[3]["path_idx"] == [0]
