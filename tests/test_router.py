@@ -1,0 +1,154 @@
+"""The CoT router: hard straight-through masks, a gradient that routes paths where they are learned
+best, a balance term, temperature annealing, the random ablation, and the cached path encoder."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from distill.errors import ConfigError
+from distill.router.build import build_router
+from distill.router.router import CoTRouter, RandomRouter, balance_loss
+
+
+def masked_mean(x, m):
+    return (x * m).sum() / m.sum().clamp_min(1.0)
+
+
+def test_forward_is_hard_and_consistent():
+    torch.manual_seed(0)
+    r = CoTRouter(8)
+    d = r(torch.randn(64, 8))
+    assert d.mask.shape == (64, 2) and set(d.mask.detach().flatten().tolist()) <= {0.0, 1.0}
+    assert (d.mask.sum(1) >= 1).all(), "every path trains at least one student"
+    expect = {1: [1.0, 0.0], 2: [0.0, 1.0], 3: [1.0, 1.0]}
+    for m, rt in zip(d.mask.tolist(), d.route.tolist()):
+        assert m == expect[rt]
+    assert set(d.route.tolist()) == {1, 2, 3}, "all three options occur at near-uniform init"
+    assert torch.allclose(d.probs.sum(-1), torch.ones(64))
+
+
+def test_student_losses_reach_router_and_route_paths_where_learned_best():
+    """Group A is learned best by s1, B by s2, C is easy for both. Only the student losses
+    (through the straight-through mask) and the balance term train the router."""
+    torch.manual_seed(0)
+    n = 12
+    emb = torch.nn.functional.normalize(torch.randn(3 * n, 64), dim=-1)
+    nll1 = torch.tensor([1.0] * n + [3.0] * n + [0.5] * n)
+    nll2 = torch.tensor([3.0] * n + [1.0] * n + [0.5] * n)
+    r = CoTRouter(64, hidden=32, tau=1.0, balance_weight=0.05)
+    before = [p.detach().clone() for p in r.parameters()]
+    opt = torch.optim.Adam(r.parameters(), lr=1e-2)
+    for step in range(400):
+        d = r(emb)
+        loss = masked_mean(nll1, d.mask[:, 0]) + masked_mean(nll2, d.mask[:, 1]) + r.aux_loss(d)
+        opt.zero_grad()
+        loss.backward()
+        if step == 0:
+            g = r.net[-1].weight.grad
+            assert g is not None and g.abs().sum() > 0, "router gets a non-zero gradient"
+        opt.step()
+    assert all(not torch.equal(b, p) for b, p in zip(before, r.parameters())), "every router param moved"
+    r.eval()
+    route = r(emb).route
+    assert (route[:n] == 1).float().mean() >= 0.9, route[:n]
+    assert (route[n:2 * n] == 2).float().mean() >= 0.9, route[n:2 * n]
+    # "both" is reachable: paths below both students' averages mostly go to both (its signal is the
+    # weaker one: the difference between "both" and "s1 only" is s2's deviation alone)
+    assert (route[2 * n:] == 3).float().mean() >= 0.6, route[2 * n:]
+
+
+def test_balance_term_spreads_a_collapsed_router():
+    # a router initialised to send everything to s1, and student losses that carry no preference
+    # (every path has the same loss on both students): only the balance term can move it.
+    torch.manual_seed(1)
+    emb = torch.nn.functional.normalize(torch.randn(48, 16), dim=-1)
+    nll = torch.full((48,), 1.5)
+    shares = {}
+    for bw in (0.0, 1.0):
+        torch.manual_seed(2)
+        r = CoTRouter(16, hidden=32, balance_weight=bw)
+        with torch.no_grad():
+            r.net[-1].bias.copy_(torch.tensor([4.0, 0.0, 0.0]))
+        opt = torch.optim.Adam(r.parameters(), lr=3e-2)
+        for _ in range(100):
+            d = r(emb)
+            loss = masked_mean(nll, d.mask[:, 0]) + masked_mean(nll, d.mask[:, 1]) + r.aux_loss(d)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        r.eval()
+        shares[bw] = torch.bincount(r(emb).route - 1, minlength=3).float() / 48
+    assert shares[0.0][0] == 1.0, shares
+    assert shares[1.0].min() > 0.2, shares
+
+
+def test_balance_loss_values():
+    uniform = torch.full((4, 3), 1 / 3)
+    assert balance_loss(uniform).abs() < 1e-6
+    collapsed = torch.tensor([[1.0, 0.0, 0.0]] * 4)
+    assert balance_loss(collapsed) == pytest.approx(math.log(3), rel=1e-4)
+    # entropy of the *mean*: individually confident but balanced paths are fine
+    spread = torch.eye(3)
+    assert balance_loss(spread).abs() < 1e-6
+
+
+def test_temperature_anneals_and_eval_is_deterministic():
+    r = CoTRouter(8, tau=2.0, tau_min=0.2)
+    assert r.set_epoch(0, 5) == pytest.approx(2.0)
+    assert r.set_epoch(4, 5) == pytest.approx(0.2)
+    mid = r.set_epoch(2, 5)
+    assert 0.2 < mid < 2.0 and mid == pytest.approx(math.sqrt(2.0 * 0.2))
+    with pytest.raises(ValueError):
+        CoTRouter(8, tau=0.1, tau_min=1.0)
+    r.eval()
+    x = torch.randn(10, 8)
+    assert torch.equal(r(x).route, r(x).route)
+    assert torch.equal(r(x).route, r(x).logits.argmax(-1) + 1)
+
+
+def test_random_router_is_fixed_per_path_and_balanced():
+    r = RandomRouter(seed=3)
+    assert list(r.parameters()) == []
+    x = torch.randn(600, 8)
+    a, b = r(x).route, r(x.flip(0)).route.flip(0)
+    assert torch.equal(a, b), "a path keeps its student regardless of batch composition"
+    counts = torch.bincount(a - 1, minlength=3)
+    assert counts.min() > 150, counts
+    assert not torch.equal(a, RandomRouter(seed=4)(x).route)
+    assert r.aux_loss(r(x)).item() == 0.0
+
+
+def test_build_router_modes():
+    cfg = SimpleNamespace(routing="learned", gumbel_tau=1.0, gumbel_tau_min=0.1, balance_weight=0.2)
+    r = build_router(cfg, 384)
+    assert isinstance(r, CoTRouter) and r.balance_weight == 0.2 and r.net[0].in_features == 384
+    assert build_router(SimpleNamespace(routing="all"), 384) is None
+    assert isinstance(build_router(SimpleNamespace(routing="random"), 384), RandomRouter)
+    with pytest.raises(ConfigError, match="routing must be one of"):
+        build_router(SimpleNamespace(routing="smart"), 384)
+    with pytest.raises(ConfigError, match="gumbel_tau_min"):
+        build_router(SimpleNamespace(routing="learned", gumbel_tau=0.1, gumbel_tau_min=0.5), 384)
+
+
+def test_path_embedder_minilm_cache(tmp_path):
+    from distill.router.encoder import PathEmbedder, path_text
+
+    texts = [path_text("What is 2+3?", "2 plus 3 equals 5. The answer is 5."),
+             path_text("What is 2+3?", "Adding 2 and 3 gives 5, so the answer is 5."),
+             path_text("Is Paris in France?", "Paris is the capital of France. Yes.")]
+    e = PathEmbedder("minilm", tmp_path)
+    v = e.embed(texts + texts[:1])
+    assert v.shape == (4, 384) and e.encoded_count == 3, "duplicates are encoded once"
+    assert torch.allclose(v.norm(dim=-1), torch.ones(4), atol=1e-5)
+    assert torch.equal(v[0], v[3])
+    assert v[0] @ v[1] > v[0] @ v[2] + 0.2, "paraphrased reasoning is closer than an unrelated path"
+    e2 = PathEmbedder("minilm", tmp_path)  # a new process/epoch: served from disk, encoder never runs
+    v2 = e2.embed(texts)
+    assert e2.encoded_count == 0 and e2._model is None
+    assert torch.allclose(v2, v[:3])
+    v3 = e2.embed(["a brand new path"])
+    assert e2.encoded_count == 1 and v3.shape == (1, 384)
