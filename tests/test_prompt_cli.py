@@ -179,3 +179,34 @@ def test_kill_dash_nine_then_resume_reasks_only_unfinished(tmp_path):
     assert sum(len(r["responses"]) for r in enriched) == total
     assert all(all(r["responses"]) and not any(r["failed"]) for r in enriched)
     print(f"kill/resume: first run sent {asked_first}, cached {cached}, rerun re-asked {reasked} of {total}")
+
+
+def test_styles_file_adds_a_style(tmp_path, server):
+    src = write_rows(tmp_path / "gsm8k" / "test.jsonl", ROWS[:2])
+    sf = tmp_path / "styles.yaml"
+    sf.write_text('backwards_check: "{core}\\nWork it out, then verify by working backwards."\n')
+    from distill.prompting.styles import STYLES
+
+    try:
+        assert main(["prompt", "--root", str(tmp_path), "--dataset", "gsm8k", "--styles-file", str(sf),
+                     "--styles", "cot,backwards_check", "--n", "2", "--base-url", server.url, "--no-progress"]) == 0
+    finally:
+        STYLES.pop("backwards_check", None)
+    row = read(src.with_name("test.enriched.jsonl"))[0]
+    assert row["styles"] == ["cot", "backwards_check"] and "working backwards" in row["prompts"][1]
+
+
+def test_scripted_backend_runs_offline(tmp_path, capsys):
+    """The demo's scripted teacher goes through the same engine, cache and files (no network)."""
+    from distill.demo.synthetic import ArithConfig, write_splits
+
+    paths = write_splits(tmp_path, ArithConfig(n_train=4, n_test=6))
+    rc = main(["prompt", "--root", str(tmp_path), "--dataset", "arith", "--backend", "scripted",
+               "--wrong-rate", "0.5", "--no-progress"])
+    assert rc == 0
+    rows = read(paths["test"].with_name("test.enriched.jsonl"))
+    assert len(rows) == 6 and all(r["styles"] == ["cot", "program", "knowledge", "tot", "fwd_bwd", "plain"]
+                                  for r in rows)
+    flags = [f for r in rows for f in r["correct_flags"]]
+    assert 0 < sum(flags) < len(flags)  # verification really ran: some right, some wrong
+    assert not paths["train"].with_name("train.enriched.jsonl").exists()  # train/ skipped by default

@@ -1,1 +1,17 @@
-"""distill.prompting"""
+"""Teacher prompting: the data engine (``distill prompt``, ``distill judge``).
+
+Modules, one job each:
+
+- :mod:`.styles` -- reasoning-style registry (``cot``, ``program``, ``knowledge``, ``tot``,
+  ``fwd_bwd``, ``plain``; extend with ``register_style`` or ``--styles-file``).
+- :mod:`.prompts` -- the core prompt per task (answer-format line last).
+- :mod:`.backend` -- the protocol every teacher implements; :mod:`.backends` -- ``get_backend``
+  for ``openai`` (any OpenAI-compatible URL), ``gemini`` and ``scripted`` (offline demo).
+- :mod:`.cache` -- append-only durable answer cache (``<stem>.cache.jsonl``).
+- :mod:`.retry` / :mod:`.engine` -- backoff policy and the async engine (one global in-flight
+  limit, every fault retried, failures recorded).
+- :mod:`.pipeline` / :mod:`.cli` -- scanning, paths, verification, enriched/correct files.
+- :mod:`.judge` -- the LLM-as-judge filter writing ``<stem>.judged.jsonl``.
+
+Nothing here imports torch; the SDKs load only when their backend is chosen.
+"""
