@@ -95,6 +95,15 @@ def test_math_extraction_order_and_na():
     assert as_number("x = 3") == 3 and as_number("3x") is None and as_number("1,00") is None
 
 
+def test_score_off_the_main_thread():
+    # math-verify's SIGALRM timeout only works in the main thread; off it we must still score
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as ex:
+        got = list(ex.map(lambda g: m(g, r"\boxed{\dfrac{6}{4}}").correct, [r"\frac32", "1.5", "(1,2)"]))
+    assert got == [True, True, False]
+
+
 def test_unknown_task_raises():
     with pytest.raises(UnknownTaskError, match="valid tasks"):
         score("nope", "42", {"gold_answer": "42"})

@@ -15,6 +15,8 @@ from distill.verify.batch import score_batch
 
 # clingo grounding of ~1e15 atoms: never finishes and ignores signals; only a kill stops it.
 HANG = "```asp\nn(1..100000).\np(X,Y,Z) :- n(X), n(Y), n(Z).\nanswer(1).\n```"
+# SymPy tries to evaluate this power tower (math-verify's own alarm would stop it only after 2 s).
+LATEX_HANG = r"The answer is \boxed{9^{9^{9^{9}}}}."
 
 
 def _items(n: int) -> list[tuple[str, dict]]:
@@ -38,13 +40,14 @@ def test_matches_score_and_keeps_order():
 def test_hung_item_is_killed_and_counted():
     items = _items(6)
     items.insert(2, (HANG, {"gold_answer": "1"}))
+    items.append((LATEX_HANG, {"gold_answer": "1"}))
     t = time.monotonic()
     res = score_batch("gsm8k", items, workers=2, timeout=1.0)
     took = time.monotonic() - t
-    assert res.timeouts == 1
-    assert res.verdicts[2].correct is False
-    others = [v for i, v in enumerate(res.verdicts) if i != 2]
-    assert others == [score("gsm8k", r, row) for i, (r, row) in enumerate(items) if i != 2]
+    assert res.timeouts == 2
+    assert res.verdicts[2].correct is False and res.verdicts[-1].correct is False
+    others = [v for i, v in enumerate(res.verdicts) if i not in (2, len(items) - 1)]
+    assert others == [score("gsm8k", r, row) for i, (r, row) in enumerate(items[:-1]) if i != 2]
     assert took < 8.0, took  # 1 s timeout + a fresh worker, not clingo's own 3 s or forever
     # the pool recovered: a second call works with the replacement worker
     again = score_batch("gsm8k", _items(5), workers=2, timeout=1.0)

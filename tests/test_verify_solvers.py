@@ -28,6 +28,13 @@ def test_smt2_values():
     two = run_smt2("(declare-const a Int)(declare-const b Int)(assert (= a 1))(assert (= b (+ a 1)))"
                    "(check-sat)(get-value (a b))")
     assert two.value == "(1, 2)"
+    # no get-value: the model's constant named "answer", or its only constant; ambiguous -> no value
+    named = run_smt2("(declare-const x Int)(declare-const answer Int)(assert (= x 5))(assert (= answer (* x 2)))"
+                     "(check-sat)(get-model)")
+    assert named.value == "10"
+    assert run_smt2("(declare-const x Int)(assert (= x 5))(check-sat)(get-model)").value == "5"
+    assert run_smt2("(declare-const x Int)(declare-const y Int)(assert (= x 5))(assert (= y 2))"
+                    "(check-sat)(get-model)").value is None
 
 
 def test_smt2_unsat_and_errors():

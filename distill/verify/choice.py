@@ -17,7 +17,7 @@ from distill.verify.types import NA
 DEFAULT_LABELS = ("A", "B", "C", "D", "E")
 
 _ANCHOR_RE = re.compile(
-    r"(?:(?:final|best|correct|right)\s+(?:answer|option|choice)|the\s+answer|answer|the\s+(?:option|choice))"
+    r"\b(?:(?:final|best|correct|right)\s+(?:answer|option|choice)|the\s+answer|answer|the\s+(?:option|choice))"
     r"[*_]*\s*(?:is|:|=|would\s+be|will\s+be|should\s+be|must\s+be)(?:\s*:)?[*_]*[ \t]*(?P<rest>[^\n]*)",
     re.I,
 )

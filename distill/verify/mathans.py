@@ -37,7 +37,7 @@ MV_FLOAT_ROUNDING = 6
 _BOX_RE = re.compile(r"\\(?:boxed|fbox)\b")
 _CODE_BLOCK_RE = re.compile(r"```[^\n`]*\n.*?(?:```|\Z)", re.S)
 _ANCHOR_RE = re.compile(
-    r"(?:####|(?:final\s+answer|the\s+answer|answer)[*_]*\s*(?:is|:|=|would\s+be|will\s+be|should\s+be)"
+    r"(?:####|\b(?:final\s+answer|the\s+answer|answer)[*_]*\s*(?:is|:|=|would\s+be|will\s+be|should\s+be)"
     r"(?:\s*:)?[*_]*)[ \t]*(?P<rest>[^\n]*)",
     re.I,
 )

@@ -4,8 +4,9 @@ How solvers plug into :func:`distill.verify.score` (documented in ``distill/veri
 
 1. An explicit final answer in the prose (``\\boxed{}``, "the answer is ...") is the prediction.
 2. Otherwise the *last* ```smt2 / ```asp (``lp``, ``clingo``) block that yields a value is:
-   - SMT-LIB2 (Z3): the ``(get-value (...))`` output after ``sat``; one value -> ``"3"``,
-     several -> ``"(3, 4)"``; ``true``/``false`` for Booleans.
+   - SMT-LIB2 (Z3): the last ``(get-value (...))`` output after ``sat``; one value -> ``"3"``,
+     several -> ``"(3, 4)"``; ``true``/``false`` for Booleans. Without get-value, a
+     ``(get-model)`` constant named answer/ans/result, or the model's only constant.
    - ASP (clingo): the argument of an ``answer(X)`` atom in the first model.
 3. Otherwise the task's loose fallback (e.g. the last number of the prose).
 4. ```dot blocks are a well-formedness check: a path whose DOT graph Graphviz cannot parse
@@ -116,16 +117,41 @@ def run_smt2(code: str, timeout: float = SOLVER_TIMEOUT_S) -> SolverResult:
     if not out.startswith("sat"):
         return SolverResult(True, None, f"z3 says {out.splitlines()[0] if out else 'nothing'}")
     rest = out[3:].strip()
-    if not rest.startswith("("):
-        return SolverResult(True, None, "no get-value output")
     try:
-        tree, _ = _sexpr(_sexpr_tokens(rest))
-        values = [_value_str(pair[1]) for pair in tree]
+        tokens, forms, i = _sexpr_tokens(rest), [], 0
+        while i < len(tokens):
+            form, i = _sexpr(tokens, i)
+            forms.append(form)
     except (IndexError, TypeError, ValueError) as exc:
-        return SolverResult(True, None, f"unreadable get-value output: {exc}")
-    if not values:
-        return SolverResult(True, None, "empty get-value output")
-    return SolverResult(True, values[0] if len(values) == 1 else "(" + ", ".join(values) + ")")
+        return SolverResult(True, None, f"unreadable solver output: {exc}")
+    value = _pick_value(forms)
+    if value is None:
+        return SolverResult(True, None, "no (get-value ...) answer (or single/answer-named model constant)")
+    return SolverResult(True, value)
+
+
+_ANSWER_NAMES = ("answer", "ans", "result", "res")
+
+
+def _pick_value(forms: list) -> str | None:
+    """The last ``get-value`` output; else from ``get-model``, a constant named answer/ans/result
+    or the only constant."""
+    for form in reversed(forms):
+        if isinstance(form, list) and form and all(isinstance(p, list) and len(p) == 2 for p in form):
+            values = [_value_str(p[1]) for p in form]
+            return values[0] if len(values) == 1 else "(" + ", ".join(values) + ")"
+    consts: dict[str, str] = {}
+    for form in forms:
+        if not isinstance(form, list):
+            continue
+        body = form[1:] if form and form[0] == "model" else form
+        for d in body:
+            if isinstance(d, list) and len(d) == 5 and d[0] == "define-fun" and d[2] == []:
+                consts[str(d[1])] = _value_str(d[4])
+    for name in _ANSWER_NAMES:
+        if name in consts:
+            return consts[name]
+    return next(iter(consts.values())) if len(consts) == 1 else None
 
 
 # ---------------------------------------------------------------- ASP via clingo
