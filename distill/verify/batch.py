@@ -26,6 +26,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -120,7 +121,12 @@ class _Pool:
         if not w.conn.poll(START_TIMEOUT_S):
             self._kill(w)
             raise RuntimeError(f"verifier worker did not start within {START_TIMEOUT_S:g}s")
-        msg = w.conn.recv()
+        try:
+            msg = w.conn.recv()
+        except EOFError:
+            self._kill(w)
+            raise RuntimeError(f"verifier worker exited at start-up (code {w.proc.returncode}); "
+                               "see its traceback above") from None
         if not (isinstance(msg, tuple) and msg[0] == "ready"):
             raise RuntimeError(f"verifier worker sent {msg!r} instead of ready")
 
@@ -218,6 +224,7 @@ class _Pool:
 
 
 _POOL: _Pool | None = None
+_LOCK = threading.RLock()  # one batch at a time per process: the pool's pipes are not shareable
 
 
 def _get_pool(size: int) -> _Pool:
@@ -234,9 +241,10 @@ def _get_pool(size: int) -> _Pool:
 def shutdown() -> None:
     """Stop the persistent worker pool (also done at interpreter exit)."""
     global _POOL
-    if _POOL is not None and _POOL.pid == os.getpid():
-        _POOL.close()
-    _POOL = None
+    with _LOCK:
+        if _POOL is not None and _POOL.pid == os.getpid():
+            _POOL.close()
+        _POOL = None
 
 
 atexit.register(shutdown)
@@ -252,7 +260,9 @@ def score_batch(task: str, items: list[tuple[str, dict]], *, workers: int | None
 
     kind_of(task)  # fail fast on an unknown task, in the caller
     if timeout <= 0:
-        raise ValueError("timeout must be > 0 seconds")
+        from distill.errors import ConfigError
+
+        raise ConfigError(f"timeout must be > 0 seconds, got {timeout}")
     start = time.perf_counter()
     if not items:
         return BatchResult([], 0, 0.0)
@@ -266,12 +276,14 @@ def score_batch(task: str, items: list[tuple[str, dict]], *, workers: int | None
         from tqdm import tqdm
 
         bar = tqdm(total=len(items), desc=f"verify {task}", unit="path")
-    pool = _get_pool(size)
     try:
-        verdicts, timeouts, errors = pool.run(task, payload, timeout, bar)
-    except BaseException:
-        shutdown()  # pipes may hold stale results; never reuse a pool after an interruption
-        raise
+        with _LOCK:
+            pool = _get_pool(size)
+            try:
+                verdicts, timeouts, errors = pool.run(task, payload, timeout, bar)
+            except BaseException:
+                shutdown()  # pipes may hold stale results; never reuse a pool after an interruption
+                raise
     finally:
         if bar is not None:
             bar.close()
