@@ -171,7 +171,6 @@ class _Pool:
         chunk = max(1, min(64, n // (self.size * 8) or 1))
         queue = deque(items[i : i + chunk] for i in range(0, n, chunk))
         while len(verdicts) < n:
-            now = time.monotonic()
             for w in self.workers:
                 if not w.pending and queue:
                     part = queue.popleft()
