@@ -32,3 +32,35 @@ def tiny_qwen2(tmp_path_factory):
 def tiny_gpt2(tmp_path_factory):
     """Path to a tiny GPT-2 (byte-level BPE, 384 tokens, separate <|pad|>)."""
     return _make(tmp_path_factory, "gpt2")
+
+
+def write_tiny_train_data(root, task: str = "arith", n_rows: int = 8, n_test: int = 4):
+    """Write ``<root>/<task>/train/{train.jsonl, train.correct.jsonl}`` (2 correct paths per row, so
+    ``2 * n_rows`` training paths) and ``<root>/<task>/test/test.jsonl`` in the research layout."""
+    import json
+    import random
+    from pathlib import Path
+
+    rng = random.Random(0)
+    root = Path(root)
+    (root / task / "train").mkdir(parents=True, exist_ok=True)
+    (root / task / "test").mkdir(parents=True, exist_ok=True)
+    src, cor = [], []
+    for i in range(n_rows):
+        a, b = rng.randint(2, 50), rng.randint(2, 50)
+        src.append({"id": f"q{i}", "question": f"Ann has {a} apples and buys {b} more. How many apples?",
+                    "gold_answer": str(a + b)})
+        cor.append({"id": f"q{i}", "gold_answer": str(a + b), "styles": ["cot", "pot"], "path_idx": [0, 2],
+                    "prompts": ["p", "p"], "preds": [str(a + b)] * 2, "correct_flags": [True, True],
+                    "responses": [f"Ann starts with {a}. {a} + {b} = {a + b}. The answer is \\boxed{{{a + b}}}.",
+                                  f"x = {a} + {b}\nprint(x)  # {a + b}\nThe answer is \\boxed{{{a + b}}}."]})
+    (root / task / "train" / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in src))
+    (root / task / "train" / "train.correct.jsonl").write_text("".join(json.dumps(r) + "\n" for r in cor))
+    (root / task / "test" / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in src[:n_test]))
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_train_data(tmp_path_factory):
+    """A data root with 16 training paths (8 rows x 2 correct paths) and 4 test rows of task ``arith``."""
+    return write_tiny_train_data(tmp_path_factory.mktemp("tiny_data"))
