@@ -1,0 +1,1 @@
+"""distill.peer: students teaching each other through a learned weighted ensemble."""

@@ -1,0 +1,240 @@
+"""Peer teaching with real tiny students: character-offset alignment across tokenizers, the learned
+ensemble-weight network and projections, co-routing, mode selection and the three losses."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from distill.errors import ConfigError
+from distill.peer.align import align_spans, aligned_positions
+from distill.peer.build import build_peer, same_vocabulary
+
+RESPONSES = [
+    "Ann starts with 12 apples. After buying 30, Ann has 12 + 30 = 42. The answer is \\boxed{42}.",
+    "Step 1: Ben has 7 pens and buys 5 more, so 7 + 5 = 12. Giving away 3 * 3 = 9 leaves 3.",
+    "We write code:\ndef solution():\n    x = 3 * 4\n    return x\nThe answer is \\boxed{12}.",
+]
+QUESTION = "Ann has 12 apples. Ann buys 30 more. How many apples does Ann have?"
+
+
+def _examples(responses=RESPONSES):
+    return [{"id": f"q{i}", "path_idx": i, "style": "cot", "correct": True, "question_text": QUESTION,
+             "response": r} for i, r in enumerate(responses)]
+
+
+def _load(path, seed=None):
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from distill.students.tokenizer import load_tokenizer
+
+    if seed is None:
+        m = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    else:  # a different student with the same tokenizer
+        torch.manual_seed(seed)
+        m = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(path))
+    return m, load_tokenizer(path)
+
+
+def _batch(tok1, tok2, examples=None):
+    from distill.students.data import PathDataset
+
+    ds = PathDataset(examples or _examples(), {"s1": tok1, "s2": tok2}, {"s1": 256, "s2": 256})
+    return ds.collate(list(range(len(ds))))
+
+
+def _run(model, part):
+    return model(input_ids=part["input_ids"], attention_mask=part["attention_mask"], output_hidden_states=True)
+
+
+@pytest.fixture(scope="module")
+def llama_qwen(tiny_llama, tiny_qwen2):
+    m1, t1 = _load(tiny_llama)
+    m2, t2 = _load(tiny_qwen2)
+    return m1, t1, m2, t2
+
+
+def test_align_spans_unit():
+    s1 = [(0, 3), (3, 4), (4, 9), (9, 9)]  # "abc" "d" "efghi" + EOS (empty)
+    s2 = [(0, 2), (2, 4), (4, 6), (6, 9), (9, 9)]
+    assert align_spans(s1, s2, "end") == [(1, 1), (2, 3)]
+    assert align_spans(s1, s2, "start") == [(0, 0), (2, 2)]
+    assert align_spans(s1, s2, "span") == []
+    assert align_spans(s1, s1, "span") == [(0, 0), (1, 1), (2, 2)]
+    with pytest.raises(ValueError):
+        align_spans(s1, s2, "index")
+
+
+def test_cross_tokenizer_alignment_maps_identical_characters(llama_qwen):
+    _, t1, _, t2 = llama_qwen
+    batch = _batch(t1, t2)
+    s1, s2 = batch["s1"], batch["s2"]
+    assert s1["input_ids"].shape != s2["input_ids"].shape or not torch.equal(s1["input_ids"], s2["input_ids"])
+    for key in ("end", "start"):
+        pos = aligned_positions(s1["labels"], s1["offsets"], s2["labels"], s2["offsets"], key)
+        not_by_index = False
+        for b, (p1, p2) in enumerate(pos):
+            resp = RESPONSES[b]
+            first1 = int((s1["labels"][b] != -100).nonzero()[0])
+            first2 = int((s2["labels"][b] != -100).nonzero()[0])
+            assert len(p1) >= 5, "real tokenizations share many boundaries"
+            for a, c in zip(p1, p2):
+                # the response text each student has read up to (and including) the aligned token
+                upto1 = t1.decode(s1["input_ids"][b, first1:a + 1])
+                upto2 = t2.decode(s2["input_ids"][b, first2:c + 1])
+                if key == "end":
+                    assert upto1 == upto2 == resp[: int(s1["offsets"][b, a, 1])]
+                else:  # same start: the text *before* the aligned tokens is identical
+                    before1 = t1.decode(s1["input_ids"][b, first1:a])
+                    before2 = t2.decode(s2["input_ids"][b, first2:c])
+                    assert before1 == before2 == resp[: int(s1["offsets"][b, a, 0])]
+                not_by_index |= (a - first1) != (c - first2)
+        assert not_by_index, "the tokenizers segment differently, so alignment is not positional"
+
+
+def test_hidden_peer_trains_weight_net_and_projections(llama_qwen):
+    m1, t1, m2, t2 = llama_qwen
+    cfg = SimpleNamespace(use_kl=True, peer_loss="auto", kl_weight=1.0, peer_temperature=2.0)
+    peer = build_peer(cfg, m1, m2, t1, t2)
+    assert peer.mode == "hidden", "different vocabularies -> hidden-state distillation"
+    batch = _batch(t1, t2)
+    before = {n: p.detach().clone() for n, p in peer.named_parameters()}
+    s_before = m2.lm_head.weight.detach().clone() if hasattr(m2, "lm_head") else None
+    opt = torch.optim.Adam(list(peer.parameters()), lr=1e-2)
+    mask = torch.ones(3, 2)
+    losses = []
+    for step in range(4):
+        out = peer(_run(m1, batch["s1"]), _run(m2, batch["s2"]), batch, mask)
+        loss = out["loss"]
+        opt.zero_grad()
+        m1.zero_grad()
+        m2.zero_grad()
+        loss.backward()
+        if step == 0:
+            for name in ("weight_net.0.weight", "weight_net.2.weight", "proj1.weight", "proj2.weight"):
+                g = dict(peer.named_parameters())[name].grad
+                assert g is not None and g.abs().sum() > 0, name
+            # the students are taught too: the peer loss reaches both students' layers
+            g1 = m1.model.layers[-1].mlp.down_proj.weight.grad
+            g2 = m2.model.layers[-1].mlp.down_proj.weight.grad
+            assert g1.abs().sum() > 0 and g2.abs().sum() > 0
+            assert out["logs"]["pairs"] >= 15 and out["logs"]["co_routed"] == 3
+        opt.step()
+        losses.append(float(loss.detach()))
+    for n, p in peer.named_parameters():
+        assert not torch.equal(before[n], p), f"{n} did not change"
+    assert s_before is None or torch.equal(s_before, m2.lm_head.weight), "only the peer optimizer stepped"
+
+
+def test_weight_net_learns_to_favour_the_better_student(tiny_llama, llama_qwen):
+    """Student 1 is pre-fitted on the paths; the weight network (students frozen) must learn to
+    put more weight on it, in both the same-vocabulary and the cross-tokenizer modes."""
+    from distill.losses import per_example_nll
+
+    for mode in ("kl", "hidden"):
+        m1, t1 = _load(tiny_llama)
+        if mode == "kl":
+            m2, t2 = _load(tiny_llama, seed=7)
+        else:
+            _, _, m2, t2 = llama_qwen
+        batch = _batch(t1, t2)
+        opt1 = torch.optim.Adam(m1.parameters(), lr=3e-3)
+        for _ in range(15):
+            nll = per_example_nll(m1(input_ids=batch["s1"]["input_ids"],
+                                     attention_mask=batch["s1"]["attention_mask"]).logits, batch["s1"]["labels"])
+            opt1.zero_grad()
+            nll.mean().backward()
+            opt1.step()
+        peer = build_peer(SimpleNamespace(use_kl=True, peer_loss="auto", kl_weight=1.0), m1, m2, t1, t2)
+        assert peer.mode == mode
+        with torch.no_grad():
+            o1, o2 = _run(m1, batch["s1"]), _run(m2, batch["s2"])
+        w0 = peer.ensemble_weights(o1, o2, batch)[:, 0].mean().item()
+        opt = torch.optim.Adam(peer.weight_net.parameters(), lr=2e-2)
+        for _ in range(30):
+            loss = peer(o1, o2, batch, torch.ones(3, 2))["loss"]
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        w1 = peer.ensemble_weights(o1, o2, batch)[:, 0].mean().item()
+        assert abs(w0 - 0.5) < 0.05 and w1 > 0.8, (mode, w0, w1)
+
+
+def test_kl_peer_pulls_students_together(tiny_llama):
+    m1, t1 = _load(tiny_llama)
+    m2, t2 = _load(tiny_llama, seed=3)
+    assert same_vocabulary(m1, m2, t1, t2)
+    peer = build_peer(SimpleNamespace(use_kl=True, peer_loss="auto", kl_weight=1.0, peer_temperature=1.0),
+                      m1, m2, t1, t2)
+    assert peer.mode == "kl"
+    batch = _batch(t1, t2)
+
+    def divergence():
+        with torch.no_grad():
+            l1, l2 = _run(m1, batch["s1"]).logits, _run(m2, batch["s2"]).logits
+        keep = batch["s1"]["labels"][:, 1:] != -100
+        p1 = l1[:, :-1][keep].log_softmax(-1)
+        p2 = l2[:, :-1][keep].log_softmax(-1)
+        return float((p1.exp() * (p1 - p2)).sum(-1).mean())
+
+    d0 = divergence()
+    opt = torch.optim.Adam(list(m1.parameters()) + list(m2.parameters()), lr=2e-3)
+    for _ in range(8):
+        loss = peer(_run(m1, batch["s1"]), _run(m2, batch["s2"]), batch, torch.ones(3, 2))["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert divergence() < 0.5 * d0, (d0, divergence())
+
+
+def test_only_co_routed_paths_contribute(llama_qwen):
+    m1, t1, m2, t2 = llama_qwen
+    torch.manual_seed(0)
+    peer = build_peer(SimpleNamespace(use_kl=True, peer_loss="uld", kl_weight=1.0), m1, m2, t1, t2)
+    batch = _batch(t1, t2)
+    with torch.no_grad():
+        o1, o2 = _run(m1, batch["s1"]), _run(m2, batch["s2"])
+    mask = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
+    full = peer(o1, o2, batch, mask)["loss"]
+    one = _batch(t1, t2, _examples()[1:2])
+    with torch.no_grad():
+        q1, q2 = _run(m1, one["s1"]), _run(m2, one["s2"])
+    alone = peer(q1, q2, one, torch.ones(1, 2))["loss"]
+    assert full.item() == pytest.approx(alone.item(), rel=1e-4, abs=1e-6)
+    assert full.item() > 0
+    # nobody co-routed: zero loss, zero gradient to the students
+    m1.zero_grad()
+    o1 = _run(m1, batch["s1"])
+    none = peer(o1, o2, batch, torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]]))["loss"]
+    none.backward()
+    assert none.item() == 0.0
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in m1.parameters())
+
+
+def test_uld_peer_reaches_both_students(llama_qwen):
+    m1, t1, m2, t2 = llama_qwen
+    peer = build_peer(SimpleNamespace(use_kl=True, peer_loss="uld", kl_weight=1.0), m1, m2, t1, t2)
+    assert peer.mode == "uld" and not hasattr(peer, "proj1")
+    batch = _batch(t1, t2)
+    m1.zero_grad()
+    m2.zero_grad()
+    out = peer(_run(m1, batch["s1"]), _run(m2, batch["s2"]), batch, torch.ones(3, 2))
+    out["loss"].backward()
+    assert out["logs"]["pairs"] >= 15
+    assert m1.lm_head.weight.grad.abs().sum() > 0 and m2.model.embed_tokens.weight.grad.abs().sum() > 0
+
+
+def test_build_peer_modes(tiny_llama, llama_qwen):
+    m1, t1, m2, t2 = llama_qwen
+    assert build_peer(SimpleNamespace(use_kl=False), m1, m2, t1, t2) is None
+    with pytest.raises(ConfigError, match="share one vocabulary"):
+        build_peer(SimpleNamespace(use_kl=True, peer_loss="kl"), m1, m2, t1, t2)
+    with pytest.raises(ConfigError, match="peer_loss"):
+        build_peer(SimpleNamespace(use_kl=True, peer_loss="magic"), m1, m2, t1, t2)
+    with pytest.raises(ConfigError, match="kl_weight"):
+        build_peer(SimpleNamespace(use_kl=True, kl_weight=-1.0), m1, m2, t1, t2)
+    a, ta = _load(tiny_llama)
+    assert build_peer(SimpleNamespace(use_kl=True, peer_loss="hidden"), a, a, ta, ta).mode == "hidden"
+    assert not same_vocabulary(m1, m2, t1, t2)
