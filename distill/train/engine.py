@@ -323,6 +323,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                 bad = accelerator.reduce(torch.tensor([0.0 if torch.isfinite(loss).all() else 1.0],
                                                       device=accelerator.device), "sum")
                 if float(bad) > 0:
+                    bar.close()
                     d = save_checkpoint("nan_step_")
                     raise TrainingDiverged(
                         f"non-finite loss at step {progress.global_step + 1} (epoch {epoch}, micro-batch {b}, "
