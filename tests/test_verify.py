@@ -57,6 +57,21 @@ def m(gold: str, response: str) -> Verdict:
     ("-3", "The final answer: -3"),
     ("2.5", "**Answer:** 2.50"),
     (r"\text{Evelyn}", r"The winner is $\boxed{\text{Evelyn}}$."),
+    ("5", r"\boxed{\text{5 cm}}"),  # number and unit inside one \text{}
+    (r"5.4 \text{ cents}", r"\boxed{\text{5.4 cents}}"),
+    (r"\text{(B)}", r"\boxed{\text{(B)}}"),  # multiple-choice letters in any dress
+    ("B", r"\boxed{\text{(B)}}"),
+    (r"\text{(B)}", r"\boxed{B}"),
+    (r"\text{(B)}", r"\boxed{(B)}"),
+    (r"\text{(B)}", r"\boxed{\textbf{(B)}}"),
+    ("(C)", r"The answer is $\text{(C)}$."),
+    (r"\text{A, C}", r"\boxed{(C), (A)}"),
+    ("40_9", r"\boxed{40_{9}}"),  # numerals in a base
+    ("4210_{5}", r"\boxed{4210}"),  # subscript left off: same numeral
+    ("11_2", r"\boxed{3_{10}}"),  # same value
+    ("2x - y + 3z + 8 = 0", r"\boxed{2x-y+3z+8=0}"),
+    ("-3", r"\boxed{x = -3}"),
+    ("5", r"\boxed{a+b=5}"),
 ])
 def test_math_equivalent(gold, response):
     v = m(gold, response)
@@ -79,6 +94,15 @@ def test_math_equivalent(gold, response):
     (r"\text{east}", r"\boxed{\text{west}}"),
     ("18", "I could not solve it."),
     ("18", ""),
+    ("6", r"\boxed{\text{5 cm}}"),
+    ("C", r"\boxed{\text{(B)}}"),
+    (r"\text{(B)}", r"\boxed{\text{(C)}}"),
+    (r"\text{(B)}", r"\boxed{(C)}"),
+    ("B", r"\boxed{A, B}"),  # one option vs a set of options
+    ("40_9", r"\boxed{40_8}"),  # SymPy drops the base subscript; we must not
+    ("1011_2", r"\boxed{1011_3}"),
+    ("40_9", r"\boxed{41_9}"),
+    ("0", r"\boxed{5x - 7y + 11z + 4 = 0}"),  # math-verify compares an equation's RHS
 ])
 def test_math_near_miss_false(gold, response):
     v = m(gold, response)
@@ -179,6 +203,31 @@ def test_math500_real_solutions():
         other = golds[(i + 7) % len(golds)]
         if other != r["gold_answer"]:
             assert not score("math", rf"The answer is $\boxed{{{other}}}$.", r).correct, (r["gold_answer"], other)
+
+
+@needs_data
+def test_math500_letter_choice_golds():
+    # MATH-500 golds such as "\text{(C)}": the same choice boxed in another form is right, others wrong
+    with open(DATA / "math" / "test.jsonl", encoding="utf-8") as fh:
+        data = [json.loads(line) for line in fh]
+    letter_rows = [r for r in data if re.fullmatch(r"\\text\{\([A-Z]\)\}", r["gold_answer"])]
+    assert len(letter_rows) >= 3
+    for r in letter_rows:
+        letter = r["gold_answer"][7]
+        other = "A" if letter != "A" else "B"
+        for form in (letter, f"({letter})", rf"\text{{({letter})}}", rf"\textbf{{({letter})}}", rf"\text{{{letter}}}"):
+            assert score("math", rf"So the answer is $\boxed{{{form}}}$.", r).correct, (r["id"], form)
+        for form in (other, f"({other})", rf"\text{{({other})}}"):
+            assert not score("math", rf"So the answer is $\boxed{{{form}}}$.", r).correct, (r["id"], form)
+
+
+@needs_data
+def test_math500_every_gold_boxed_is_correct():
+    with open(DATA / "math" / "test.jsonl", encoding="utf-8") as fh:
+        data = [json.loads(line) for line in fh]
+    bad = [r["gold_answer"] for r in data
+           if not score("math", rf"Work... so the answer is $\boxed{{{r['gold_answer']}}}$.", r).correct]
+    assert bad == []
 
 
 @needs_data

@@ -49,6 +49,17 @@ _UNIT_TAIL_RE = re.compile(r"^(?P<head>.*?[\d}])\s+(?:[A-Za-z]{2,}\.?\s*)+$", re
 _UNIT_TEXT_RE = re.compile(r"^(?P<head>.*[\d}])\s*\\(?:text|mbox|mathrm)\s*\{\s*[A-Za-z][A-Za-z .]*\}\s*$", re.S)
 _WORD_RE = re.compile(r"(?:\\(?:text|textbf|mathrm|mbox)\s*\{)?\s*([A-Za-z][A-Za-z .'-]*?)\s*\}?")
 _ASSIGN_RE = re.compile(r"^[A-Za-z](?:_\{?\w+\}?)?\s*=\s*(?P<rhs>[^=<>]+)$")
+# One \text{} around the whole answer whose content starts like a number ("\text{5 cm}").
+_NUM_IN_TEXT_RE = re.compile(r"^\\(?:text|textrm|mbox|mathrm)\s*\{\s*(?P<inner>[-+]?\\?\$?\s*\.?\d[^{}]*)\}$")
+# An equation in standard form, "5x - 7y + 11z + 4 = 0": math-verify would compare its RHS (0).
+_STD_FORM_EQ_RE = re.compile(r"^(?=[^=]*\d)(?=[^=]*[A-Za-z])[^=]*[^\s=(]\s*[+-][^=]*=\s*0$")
+# A numeral with its base as a subscript ("40_9", "4210_{5}", "A2_{16}").
+_BASE_NUM_RE = re.compile(r"(?P<digits>[0-9A-Za-z]+)_\{?(?P<base>\d+)\}?")
+# Multiple-choice letters in any common dress: B, (B), \text{(B)}, \textbf{(B)}, (\text{B}), "A, C".
+# Checked after the text wrappers are peeled off (:func:`choice_letters`).
+_TEXT_WRAP_RE = re.compile(r"\\(?:text|textbf|textrm|mathrm|mathbf|mbox)\s*\{([^{}]*)\}")
+_CHOICE_ITEM = r"(?:\(\s*[A-Z]\s*\)|[A-Z])"
+_CHOICE_RE = re.compile(rf"\s*{_CHOICE_ITEM}(?:\s*(?:,\s*(?:and\s+)?|and\s+){_CHOICE_ITEM})*\s*")
 
 
 def find_boxed(text: str) -> str | None:
@@ -136,6 +147,10 @@ def normalize(ans: str) -> str:
     s = s.replace("−", "-").replace("\\!", "").replace("{,}", ",").replace("\\,", "").replace("\\;", "")
     s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("\\left", "").replace("\\right", "")
     s = s.strip("$ ").rstrip(".").strip()
+    # a number and its unit inside one \text{} ("\text{5 cm}"): unwrap, then the unit rules apply
+    m = _NUM_IN_TEXT_RE.match(s)
+    if m:
+        s = m.group("inner").strip()
     # units: a trailing \text{...} of letters, or trailing words after a number ("18 dollars")
     m = _UNIT_TEXT_RE.match(s)
     if m:
@@ -145,6 +160,51 @@ def normalize(ans: str) -> str:
         s = m.group("head").strip()
     s = re.sub(r"^\\\$\s*|^\$\s*", "", s)  # leading currency sign
     return s
+
+
+def choice_letters(ans: str) -> tuple[str, ...] | None:
+    """The option letters of a multiple-choice answer ("\\text{(B)}", "(B)", "B", "A, C"); else ``None``.
+
+    MATH has "which option..." problems whose gold is ``\\text{(C)}``; models box the same
+    choice as ``C``, ``(C)`` or ``\\textbf{(C)}``. Comparing letters keeps these right and keeps
+    ``(B)`` vs ``(C)`` (or ``B`` vs ``A, B``) wrong without asking SymPy about symbols. Only
+    capital letters count, so a lone variable such as ``x`` is never taken for a choice.
+    """
+    s = ans
+    for _ in range(3):  # \text{(\textbf{B})} etc.: peel nested wrappers
+        s = _TEXT_WRAP_RE.sub(r"\1", s)
+    s = s.strip().rstrip(".").strip()
+    if not _CHOICE_RE.fullmatch(s):
+        return None
+    return tuple(sorted(set(re.findall(r"[A-Z]", s))))
+
+
+def base_numeral(ans: str) -> tuple[str, int | None] | None:
+    """``("40", 9)`` for ``40_9``, ``("40", None)`` for a bare integer numeral; else ``None``."""
+    s = ans.replace(" ", "")
+    m = _BASE_NUM_RE.fullmatch(s)
+    if m:  # only a valid numeral in its base: "x_1" is a variable, not x in base 1
+        digits, base = m.group("digits").upper().lstrip("0") or "0", int(m.group("base"))
+        try:
+            int(digits, base)
+        except ValueError:
+            return None
+        return digits, base
+    if re.fullmatch(r"\d+", s):
+        return s.lstrip("0") or "0", None
+    return None
+
+
+def _base_equivalent(g: tuple[str, int | None], p: tuple[str, int | None]) -> bool:
+    """Numerals in a base (MATH's "express in base 9"): SymPy drops the subscript, so 40_9 == 40_8 there.
+
+    Two subscripted numerals are equal when their values are; a bare numeral against a
+    subscripted one is the same answer written without the subscript, so digits must match.
+    """
+    (gd, gb), (pd, pb) = g, p
+    if gb is not None and pb is not None:
+        return int(gd, gb) == int(pd, pb)
+    return gd == pd
 
 
 def as_number(ans: str) -> Fraction | None:
@@ -184,12 +244,22 @@ def equivalent(gold: str, pred: str) -> bool:
     """Is ``pred`` the same mathematical answer as ``gold``? Plain numbers exactly; the rest via math-verify."""
     if not pred or pred == NA:
         return False
+    g_base, p_base = base_numeral(normalize(gold)), base_numeral(normalize(pred))
+    if g_base and p_base and (g_base[1] is not None or p_base[1] is not None):
+        return _base_equivalent(g_base, p_base)
     g_num, p_num = as_number(gold), as_number(pred)
     if g_num is not None and p_num is not None:
         return g_num == p_num
     g, p = normalize(gold), normalize(pred)
     if g == p and g:
         return True
+    if "=" not in g and _STD_FORM_EQ_RE.match(p):  # an equation (plane, line) is not the value 0
+        return False
+    g_choice = choice_letters(g)
+    if g_choice is not None:
+        p_choice = choice_letters(p)
+        if p_choice is not None:
+            return g_choice == p_choice
     g_word = _WORD_RE.fullmatch(g)
     if g_word:  # a word answer ("\text{Evelyn}", "east"): compare the words, not SymPy symbols
         p_word = _WORD_RE.fullmatch(p)
