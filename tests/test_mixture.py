@@ -168,7 +168,7 @@ def test_full_method_end_to_end_with_posrate(tmp_path, tiny_llama, tiny_qwen2, t
     summary, out = _train(tmp_path, tiny_llama, tiny_qwen2, tiny_train_data, routing="learned", use_kl=True,
                           epochs=2, kl_weight=0.5)
     assert summary["steps"] == 8
-    for e in (0, 1):
+    for e in (1, 2):
         lines = [json.loads(x) for x in (out / f"router_logs_epoch{e}.jsonl").read_text().splitlines()]
         assert len(lines) == 16, "one line per routed path (8 rows x 2 paths)"
         assert {ln["route"] for ln in lines} <= {1, 2, "both"}
@@ -179,7 +179,7 @@ def test_full_method_end_to_end_with_posrate(tmp_path, tiny_llama, tiny_qwen2, t
     assert main(["posrate", "--log_dir", str(out), "--json"]) == 0
     rates = json.loads(capsys.readouterr().out)
     assert sum(v["count"] for v in rates["all"].values()) == 32
-    assert set(rates["per_epoch"]) == {"0", "1"} and set(rates["by_path_idx"]["all"]) == {"0", "2"}
+    assert set(rates["per_epoch"]) == {"1", "2"} and set(rates["by_path_idx"]["all"]) == {"0", "2"}
 
 
 def _enriched_root(tmp_path, base):
@@ -214,7 +214,7 @@ def test_ablations_run_from_a_flag(ablation, tmp_path, tiny_llama, tiny_qwen2, t
     summary, out = _train(tmp_path, tiny_llama, tiny_qwen2, root, epochs=1, max_steps=2, **flags)
     assert summary["steps"] == 2
     assert summary["paths"] == (24 if ablation == "no_quality_filter" else 16)
-    routes = {json.loads(x)["route"] for x in (out / "router_logs_epoch0.jsonl").read_text().splitlines()}
+    routes = {json.loads(x)["route"] for x in (out / "router_logs_epoch1.jsonl").read_text().splitlines()}
     if ablation == "no_routing":
         assert routes == {"both"}
     metrics = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]

@@ -77,7 +77,7 @@ def test_killed_run_resumed_matches_uninterrupted(tmp_path, tiny_llama, tiny_qwe
     full_loss = [json.loads(l)["loss"] for l in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
     kr_loss = [json.loads(l)["loss"] for l in (tmp_path / "kr" / "metrics.jsonl").read_text().splitlines()]
     assert full_loss == pytest.approx(kr_loss, rel=1e-5)
-    logs = [json.loads(l) for l in (tmp_path / "kr" / "router_logs_epoch0.jsonl").read_text().splitlines()]
+    logs = [json.loads(l) for l in (tmp_path / "kr" / "router_logs_epoch1.jsonl").read_text().splitlines()]
     assert sorted((r["id"], r["path_idx"]) for r in logs) == sorted((f"q{i}", p) for i in range(8) for p in (0, 2))
     assert {r["route"] for r in logs} == {"both"} and all(r["probs"] is None for r in logs)
 

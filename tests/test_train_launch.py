@@ -32,7 +32,7 @@ def _check_run(outdir, models):
 
     summary = json.loads((outdir / "train_summary.json").read_text())
     assert summary["world"] == 2 and summary["steps"] == 4  # 16 paths / (bs 2 x 2 ranks)
-    logs = [json.loads(l) for l in (outdir / "router_logs_epoch0.jsonl").read_text().splitlines()]
+    logs = [json.loads(l) for l in (outdir / "router_logs_epoch1.jsonl").read_text().splitlines()]
     assert len(logs) == 16 and len({(r["id"], r["path_idx"]) for r in logs}) == 16  # gathered from both ranks
     m = json.loads((outdir / "eval" / "metrics.json").read_text())
     assert m["n"] == 4 and {"acc_s1", "acc_s2", "acc_ensemble", "acc_oracle", "agreement"} <= m.keys()

@@ -359,7 +359,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             t_step = now
             if progress.global_step % cfg.log_every == 0 or progress.global_step == total_steps:
                 red = accelerator.reduce(torch.tensor([acc[k] for k in sorted(acc)], device=accelerator.device), "mean")
-                rec = {"step": progress.global_step, "epoch": epoch, **dict(zip(sorted(acc), red.tolist())),
+                rec = {"step": progress.global_step, "epoch": epoch + 1, **dict(zip(sorted(acc), red.tolist())),
                        "step_time_s": step_times[-1]}
                 for g in optimizer.param_groups:
                     rec[f"lr_{g.get('name', 'group')}"] = g["lr"]
@@ -383,7 +383,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                 break
         if progress.batch_in_epoch >= len(mine) or done:
             if main:
-                atomic_write_jsonl(outdir / f"router_logs_epoch{epoch}.jsonl", progress.router_log)
+                atomic_write_jsonl(outdir / f"router_logs_epoch{epoch + 1}.jsonl", progress.router_log)
             progress.router_log = []
             if progress.batch_in_epoch >= len(mine):
                 progress.epoch += 1
