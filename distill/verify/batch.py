@@ -170,6 +170,18 @@ class _Pool:
         n = len(items)
         chunk = max(1, min(64, n // (self.size * 8) or 1))
         queue = deque(items[i : i + chunk] for i in range(0, n, chunk))
+
+        def abandon_current(w) -> None:
+            """Score the worker's current item False, requeue the rest of its chunk, replace it."""
+            verdicts[w.pending.popleft()[0]] = Verdict(NA, False)
+            if progress is not None:
+                progress.update(1)
+            rest = list(w.pending)
+            w.pending = deque()
+            if rest:
+                queue.appendleft(rest)
+            self._replace(w)
+
         while len(verdicts) < n:
             for w in self.workers:
                 if not w.pending and queue:
@@ -196,29 +208,13 @@ class _Pool:
                         if progress is not None:
                             progress.update(1)
                 except (EOFError, OSError):  # the worker died: lose only its current item
-                    idx = w.pending.popleft()[0]
-                    verdicts[idx] = Verdict(NA, False)
+                    abandon_current(w)
                     errors += 1
-                    if progress is not None:
-                        progress.update(1)
-                    rest = list(w.pending)
-                    w.pending = deque()
-                    if rest:
-                        queue.appendleft(rest)
-                    self._replace(w)
             now = time.monotonic()
             for w in list(self.workers):
                 if w.pending and now >= w.deadline:
-                    idx = w.pending.popleft()[0]
-                    verdicts[idx] = Verdict(NA, False)
+                    abandon_current(w)
                     timeouts += 1
-                    if progress is not None:
-                        progress.update(1)
-                    rest = list(w.pending)
-                    w.pending = deque()
-                    if rest:
-                        queue.appendleft(rest)
-                    self._replace(w)
         return [verdicts[i] for i in range(n)], timeouts, errors
 
 
