@@ -1,6 +1,6 @@
 """Loading a student: base causal LM (optionally 4/8-bit) + LoRA adapter + its own tokenizer.
 
-Every failure a user can cause (missing path, quantisation without CUDA/bitsandbytes,
+Every failure a user can cause (missing path, quantisation without a working bitsandbytes,
 a LoRA target that matches nothing) becomes a one-line :class:`ConfigError` before any
 training starts.
 """
@@ -22,24 +22,65 @@ def check_model_ref(ref: str, flag: str) -> None:
         raise ConfigError(f"{flag} {ref}: not a model folder (no config.json)")
 
 
+def quant_device(device_index: int | None = None):
+    """Where a quantised base lives: this process's GPU under CUDA, else the CPU.
+
+    bitsandbytes >= 0.45 has a CPU backend (NF4 4-bit and int8 matmuls), so QLoRA also runs --
+    slowly, but for real -- on CPU-only machines such as CI.
+    """
+    import torch
+
+    if torch.cuda.is_available():
+        return device_index if device_index is not None else 0
+    return "cpu"
+
+
+def _probe_bnb(bnb, four_bit: bool, device) -> None:
+    """Quantise, run forward and backward through one tiny bnb layer on ``device``: a missing or
+    broken backend fails here, in a fraction of a second, instead of halfway into model loading."""
+    import warnings
+
+    import torch
+
+    cd = compute_dtype()
+    layer = (bnb.nn.Linear4bit(16, 16, bias=False, compute_dtype=cd, quant_type="nf4") if four_bit
+             else bnb.nn.Linear8bitLt(16, 16, bias=False, has_fp16_weights=False)).to(device)
+    x = torch.randn(2, 16, dtype=cd, device=layer.weight.device, requires_grad=True)
+    with warnings.catch_warnings():  # int8 on CPU warns that inputs are cast to float16: expected
+        warnings.simplefilter("ignore")
+        layer(x).float().sum().backward()
+    if x.grad is None or not torch.isfinite(x.grad).all():
+        raise RuntimeError("no finite gradient through the quantised layer")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
 def check_quantization(cfg) -> None:
-    """``--load_in_4bit/8bit`` needs bitsandbytes and a CUDA GPU; say so before loading anything."""
+    """``--load_in_4bit/8bit`` needs a bitsandbytes whose backend runs here (CUDA, or its CPU
+    backend); say so in one line before loading anything."""
     if not (cfg.load_in_4bit or cfg.load_in_8bit):
         return
     flag = "--load_in_4bit" if cfg.load_in_4bit else "--load_in_8bit"
     try:
-        import bitsandbytes  # noqa: F401
+        import bitsandbytes as bnb
     except Exception as exc:  # ImportError or a broken native library
-        raise ConfigError(f"{flag} needs bitsandbytes ({type(exc).__name__}: {exc}); pip install bitsandbytes "
+        raise ConfigError(f"{flag} needs bitsandbytes ({_first_line(exc)}); pip install 'bitsandbytes>=0.45' "
                           "or drop the flag") from None
-    import torch
-
-    if not torch.cuda.is_available():
-        raise ConfigError(f"{flag} (QLoRA) needs a CUDA GPU; this machine has none: drop the flag to train in "
-                          "full precision")
+    device = quant_device()
+    try:
+        _probe_bnb(bnb, cfg.load_in_4bit, device)
+    except Exception as exc:
+        raise ConfigError(f"{flag}: bitsandbytes {getattr(bnb, '__version__', '?')} cannot run "
+                          f"{'4-bit' if cfg.load_in_4bit else '8-bit'} layers on "
+                          f"{'CPU' if device == 'cpu' else 'CUDA'} ({_first_line(exc)}); "
+                          "pip install -U 'bitsandbytes>=0.45' or drop the flag") from None
 
 
 def compute_dtype():
+    """bf16 on GPUs that support it, fp16 on older GPUs, fp32 on CPU (no fast half matmuls there)."""
     import torch
 
     if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
@@ -55,26 +96,45 @@ def num_layers(model_config) -> int | None:
     return None
 
 
-def lora_config(cfg, model_config):
+def linear_module_names(model) -> list[str]:
+    """Leaf names of every linear layer except the output head -- what PEFT's ``all-linear`` means.
+
+    Needed because PEFT refuses ``layers_to_transform`` (``--lora_top_layers``) together with the
+    string target ``"all-linear"``; the explicit list is equivalent. Covers ``nn.Linear`` (and the
+    bitsandbytes 4/8-bit layers, which subclass it) and GPT-2's ``Conv1D``.
+    """
+    import torch
+    from transformers.pytorch_utils import Conv1D
+
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    names = {name.rsplit(".", 1)[-1] for name, m in model.named_modules()
+             if isinstance(m, (torch.nn.Linear, Conv1D)) and m is not head and name}
+    return sorted(names)
+
+
+def lora_config(cfg, model):
     """The LoRA config for a student: rank/alpha/dropout/targets, optionally top-N layers only."""
     from peft import LoraConfig
 
     kwargs = {}
+    targets = cfg.lora_target_modules
     if cfg.lora_top_layers is not None:
-        n = num_layers(model_config)
+        n = num_layers(model.config)
         if n is None:
             raise ConfigError("--lora_top_layers: cannot tell how many layers this model has; drop the flag")
         top = min(cfg.lora_top_layers, n)
         kwargs["layers_to_transform"] = list(range(n - top, n))
+        if targets == "all-linear":
+            targets = linear_module_names(model)
     return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                      target_modules=cfg.lora_target_modules, bias="none", task_type="CAUSAL_LM", **kwargs)
+                      target_modules=targets, bias="none", task_type="CAUSAL_LM", **kwargs)
 
 
 def load_student(ref: str, cfg, *, flag: str = "--model1", device_index: int | None = None):
     """Load base model + fresh LoRA adapter. Returns ``(peft_model, tokenizer)``.
 
-    With 4/8-bit, the base goes onto ``device_index`` (each process its own GPU) and is
-    prepared for k-bit training (QLoRA); otherwise it loads in float32 on CPU and Accelerate
+    With 4/8-bit, the base goes onto ``device_index`` (each process its own GPU; the CPU when
+    there is no CUDA) and is prepared for k-bit training (QLoRA); otherwise it loads in float32 on CPU and Accelerate
     moves it (mixed precision is applied by autocast, keeping fp32 master weights).
     """
     import torch
@@ -92,8 +152,7 @@ def load_student(ref: str, cfg, *, flag: str = "--model1", device_index: int | N
         q = (BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=cd,
                                 bnb_4bit_use_double_quant=True, bnb_4bit_quant_storage=cd)
              if cfg.load_in_4bit else BitsAndBytesConfig(load_in_8bit=True))
-        kwargs = {"quantization_config": q, "dtype": cd,
-                  "device_map": {"": device_index if device_index is not None else 0}}
+        kwargs = {"quantization_config": q, "dtype": cd, "device_map": {"": quant_device(device_index)}}
     try:
         tok = load_tokenizer(ref)
         model = AutoModelForCausalLM.from_pretrained(ref, **kwargs)
@@ -107,7 +166,7 @@ def load_student(ref: str, cfg, *, flag: str = "--model1", device_index: int | N
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tok.pad_token_id
     try:
-        peft_model = get_peft_model(model, lora_config(cfg, model.config))
+        peft_model = get_peft_model(model, lora_config(cfg, model))
     except ValueError as exc:
         raise ConfigError(f"{flag} {ref}: LoRA targets {cfg.lora_targets!r} do not fit this model "
                           f"({str(exc).splitlines()[0]}); set --lora_targets") from None
