@@ -32,10 +32,9 @@ def test_bad_input_fails_with_one_line_before_training(tmp_path, tiny_llama, tin
     rc, err = _run_main(["--task", "gsm8k", "--data_root", str(tmp_path), "--model1", str(tiny_llama),
                          "--model2", str(tiny_gpt2)], capsys)
     assert rc == 2 and "no training data for task 'gsm8k'" in err and len(err.splitlines()) == 1
-    if not torch.cuda.is_available():
-        rc, err = _run_main(base + ["--model1", str(tiny_llama), "--model2", str(tiny_gpt2), "--load_in_4bit", "true"],
-                            capsys)
-        assert rc == 2 and "--load_in_4bit" in err and "CUDA" in err and len(err.splitlines()) == 1
+    rc, err = _run_main(base + ["--model1", str(tiny_llama), "--model2", str(tiny_gpt2), "--load_in_4bit", "true",
+                                "--load_in_8bit", "true"], capsys)
+    assert rc == 2 and "--load_in_4bit" in err and "--load_in_8bit" in err and len(err.splitlines()) == 1
     rc, err = _run_main(base + ["--model1", str(tiny_llama), "--model2", str(tiny_gpt2), "--bs", "0"], capsys)
     assert rc == 2 and "--bs must be >= 1" in err
     assert not (tmp_path / "o" / "checkpoints").exists()

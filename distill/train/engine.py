@@ -12,7 +12,7 @@ or GPUs) and DeepSpeed ZeRO-2/3. Design choices, and why:
   optimizer, scheduler, RNG of every rank, and the loop's :class:`Progress`); a
   ``progress.json`` written last marks a folder complete, so ``--resume_from latest`` never
   picks a half-written one.
-- **Validation first.** Missing models or data, quantisation without CUDA and DeepSpeed
+- **Validation first.** Missing models or data, quantisation without a working bitsandbytes and DeepSpeed
   config mismatches fail with one line before any model loads.
 """
 
