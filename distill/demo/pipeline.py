@@ -1,0 +1,312 @@
+"""The offline end-to-end demo: data -> scripted teacher -> verification -> routed training ->
+evaluation -> routing analysis, on the built-in ``arith`` task with two tiny local students.
+
+Why through the public commands: the demo is a new user's first proof that the *system* works,
+so every stage runs the same entry point a user would (``distill prompt``, ``accelerate launch
+launch/train_moe.py``, ``distill posrate``) as a subprocess, with its output kept in
+``OUTDIR/logs/<stage>.log``. Only the "before training" evaluation runs in-process: there is no
+trained run to point ``distill eval`` at yet, so the untrained bases go through the same
+:func:`distill.students.evaluate.evaluate` the engine uses at the end of training.
+
+Two presets share this code:
+
+- ``demo``: both students see every path; the router is free to split styles between them.
+- ``probe``: student 1 gets a tiny, left-truncating context window, so the long ``tot`` paths
+  lose the question (the answer-bearing tail is cut off from its inputs) - unlearnable for
+  student 1, learnable for student 2. A router that learns must send ``tot`` to student 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from distill.data.jsonl import atomic_write_text, iter_jsonl, read_rows
+from distill.demo.synthetic import TASK, ArithConfig, split_paths, write_splits
+from distill.errors import ConfigError, DistillError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+LAUNCH = REPO_ROOT / "launch"
+
+
+class DemoError(DistillError):
+    """A demo stage failed; the message names the stage and its log file."""
+
+
+@dataclass
+class StudentSpec:
+    """How the demo builds one tiny student with :func:`distill.models.tiny.make_tiny_student`."""
+
+    arch: str = "llama"
+    vocab_size: int = 1024
+    hidden: int = 64
+    layers: int = 2
+    heads: int = 4
+    max_positions: int = 512
+    truncation_side: str = "right"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        from distill.models.tiny import ARCHS
+
+        if self.arch not in ARCHS:
+            raise ConfigError(f"student arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
+        if self.hidden % self.heads:
+            raise ConfigError(f"student hidden ({self.hidden}) must be divisible by heads ({self.heads})")
+        if self.truncation_side not in ("left", "right"):
+            raise ConfigError(f"truncation_side must be left or right, got {self.truncation_side!r}")
+        if self.max_positions < 16:
+            raise ConfigError(f"max_positions must be >= 16, got {self.max_positions}")
+
+
+@dataclass
+class DemoConfig:
+    """Everything the demo does, with defaults that finish in a few minutes on 2 CPU cores."""
+
+    outdir: str = "runs/demo"
+    preset: str = "demo"  # demo | probe
+    train_config: str | None = None  # default: launch/configs/<preset>.yaml
+    arith: ArithConfig = field(default_factory=ArithConfig)
+    wrong_rate: float = 0.2
+    teacher_seed: int = 0
+    n_paths: int = 6
+    styles: str = "cot,program,knowledge,tot,fwd_bwd,plain"
+    student1: StudentSpec = field(default_factory=lambda: StudentSpec(arch="llama", seed=1))
+    student2: StudentSpec = field(default_factory=lambda: StudentSpec(arch="qwen2", seed=2))
+    num_processes: int = 2
+    eval_limit: int | None = None
+    max_new_tokens: int = 128
+    eval_bs: int = 50
+    train_overrides: dict[str, Any] = field(default_factory=dict)
+    plot: bool = True
+
+    def __post_init__(self) -> None:
+        if self.preset not in ("demo", "probe"):
+            raise ConfigError(f"preset must be demo or probe, got {self.preset!r}")
+        if not 0 <= self.wrong_rate <= 1:
+            raise ConfigError(f"wrong_rate must be in [0, 1], got {self.wrong_rate}")
+        if self.num_processes < 1:
+            raise ConfigError(f"num_processes must be >= 1, got {self.num_processes}")
+        if self.n_paths < 1:
+            raise ConfigError(f"n_paths must be >= 1, got {self.n_paths}")
+        if self.train_config is None:
+            self.train_config = str(LAUNCH / "configs" / ("routing_probe.yaml" if self.preset == "probe" else "demo.yaml"))
+        if not Path(self.train_config).is_file():
+            raise ConfigError(f"training config {self.train_config} not found")
+
+
+def probe_config(**kw) -> DemoConfig:
+    """The routing-probe preset: student 1 has a 96-token, left-truncating window.
+
+    Measured with the default tokenizer sizes: question prompt + every short style fits in
+    96 tokens for student 1, while ``tot`` paths (~220 tokens) keep only their tail, which
+    starts after the question and after the arithmetic's inputs.
+    """
+    kw.setdefault("outdir", "runs/routing_probe")
+    kw.setdefault("student1", StudentSpec(arch="llama", seed=1, max_positions=96, truncation_side="left"))
+    kw.setdefault("student2", StudentSpec(arch="qwen2", seed=2, max_positions=512))
+    return DemoConfig(preset="probe", **kw)
+
+
+# ------------------------------------------------------------------------------------ stages
+def _run_logged(stage: str, cmd: list[str], log: Path, *, env: dict[str, str] | None = None,
+                capture_stdout: bool = False) -> str:
+    """Run one stage's command with its output in ``log``; on failure raise with the log's tail.
+
+    With ``capture_stdout`` only stderr goes to the log and stdout is returned (for ``--json``).
+    """
+    log.parent.mkdir(parents=True, exist_ok=True)
+    full_env = {**os.environ, **(env or {})}
+    with open(log, "w", encoding="utf-8") as fh:
+        fh.write("$ " + " ".join(cmd) + "\n")
+        fh.flush()
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE if capture_stdout else fh, stderr=fh, env=full_env,
+                              cwd=str(REPO_ROOT), text=True)
+    if proc.returncode != 0:
+        tail = "\n".join(log.read_text(encoding="utf-8", errors="replace").splitlines()[-25:])
+        raise DemoError(f"stage {stage!r} failed (exit {proc.returncode}); log {log}:\n{tail}")
+    return (proc.stdout or "") if capture_stdout else ""
+
+
+def prompt_command(cfg: DemoConfig, train_file: Path, summary: Path) -> list[str]:
+    """``distill prompt`` with the scripted teacher on the train split (the same code path as an API teacher)."""
+    return [sys.executable, "-m", "distill.cli", "prompt", "--root", str(train_file.parents[2]), "--dataset", TASK,
+            "--input", str(train_file), "--backend", "scripted", "--model", "scripted",
+            "--wrong-rate", str(cfg.wrong_rate), "--seed", str(cfg.teacher_seed), "--n", str(cfg.n_paths),
+            "--styles", cfg.styles, "--no-progress", "--summary-json", str(summary)]
+
+
+def train_command(cfg: DemoConfig, data_root: Path, m1: Path, m2: Path, run_dir: Path) -> list[str]:
+    """``accelerate launch launch/train_moe.py --config <preset yaml> ...`` (2 CPU processes by default)."""
+    if cfg.num_processes > 1:
+        launch = ["--config_file", str(LAUNCH / "accelerate" / "cpu_ddp.yaml"), "--num_processes",
+                  str(cfg.num_processes)]
+    else:
+        launch = ["--cpu", "--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no",
+                  "--dynamo_backend", "no"]
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", *launch, str(LAUNCH / "train_moe.py"),
+           "--config", str(cfg.train_config), "--data_root", str(data_root), "--task", TASK,
+           "--model1", str(m1), "--model2", str(m2), "--outdir", str(run_dir),
+           "--max_new_tokens", str(cfg.max_new_tokens), "--eval_bs", str(cfg.eval_bs)]
+    if cfg.eval_limit:
+        cmd += ["--eval_limit", str(cfg.eval_limit)]
+    for key, value in cfg.train_overrides.items():
+        cmd += [f"--{key}", str(value)]
+    return cmd
+
+
+def posrate_command(run_dir: Path, plot: Path | None) -> list[str]:
+    cmd = [sys.executable, "-m", "distill.cli", "posrate", "--log_dir", str(run_dir), "--json"]
+    return cmd + (["--plot", str(plot)] if plot else [])
+
+
+def tokenizer_corpus(train_file: Path, enriched_file: Path) -> list[str]:
+    """In-domain text for the students' tokenizers: the train questions, the teacher's paths and
+    the prompt's fixed wording (never the test split)."""
+    from distill.prompting.prompts import core_prompt
+
+    corpus = [core_prompt(TASK, row) for _, row in iter_jsonl(train_file)]
+    for _, row in iter_jsonl(enriched_file):
+        corpus.extend(row.get("responses") or [])
+    return corpus
+
+
+def build_students(cfg: DemoConfig, corpus: list[str], root: Path) -> tuple[Path, Path]:
+    from distill.models.tiny import make_tiny_student
+
+    paths = []
+    for name, spec in (("student1", cfg.student1), ("student2", cfg.student2)):
+        out = root / f"{name}_{spec.arch}"
+        make_tiny_student(out, spec.arch, corpus=corpus, vocab_size=spec.vocab_size, hidden=spec.hidden,
+                          layers=spec.layers, heads=spec.heads, max_positions=spec.max_positions,
+                          truncation_side=spec.truncation_side, seed=spec.seed)
+        paths.append(out)
+    return paths[0], paths[1]
+
+
+def evaluate_untrained(cfg: DemoConfig, m1: Path, m2: Path, test_file: Path, out_dir: Path) -> dict[str, Any]:
+    """Accuracy of the untrained students (and their ensemble) with the engine's evaluation."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from distill.students.evaluate import evaluate
+    from distill.students.tokenizer import load_tokenizer
+
+    torch.manual_seed(0)
+    rows = read_rows(test_file, TASK)
+    if cfg.eval_limit:
+        rows = rows[: cfg.eval_limit]
+    students = [(AutoModelForCausalLM.from_pretrained(m), load_tokenizer(m)) for m in (m1, m2)]
+    _, metrics = evaluate(students, rows, TASK, eval_bs=cfg.eval_bs, max_new_tokens=cfg.max_new_tokens,
+                          out_dir=out_dir)
+    return metrics
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DemoError(f"expected output {path} is missing") from None
+    except json.JSONDecodeError as exc:
+        raise DemoError(f"{path}: not valid JSON ({exc})") from None
+
+
+# ------------------------------------------------------------------------------------ report
+def format_report(result: dict[str, Any]) -> str:
+    """The short human-readable report printed at the end (also saved as ``report.md``)."""
+    b, a = result["before"], result["after"]
+    lines = [f"distill demo ({result['preset']}) - task arith, {result['n_test']} test questions, "
+             f"wall time {result['wall_s']:.0f} s", ""]
+    t = result.get("teacher", {})
+    if t:
+        lines.append(f"teacher: {t['paths_total']} paths, {t['paths_correct']} verified correct "
+                     f"({t['paths_correct'] / max(1, t['paths_total']):.0%}); wrong ones filtered out")
+        lines.append("")
+    lines.append("accuracy        before   after    gain")
+    for key, label in (("acc_s1", f"student 1 ({result['arch1']})"), ("acc_s2", f"student 2 ({result['arch2']})"),
+                       ("acc_ensemble", "ensemble")):
+        lines.append(f"{label:<15} {b[key]:6.1%}  {a[key]:6.1%}  {a[key] - b[key]:+6.1%}")
+    lines.append("")
+    rates = result.get("routing", {}).get("all", {})
+    if rates:
+        lines.append("routing (share of each style's paths sent to each student, all epochs)")
+        lines.append(f"{'style':<10} {'student1':>8} {'student2':>8} {'paths':>6}")
+        for style in sorted(rates):
+            r = rates[style]
+            lines.append(f"{style:<10} {r['student1']:8.1%} {r['student2']:8.1%} {r['count']:6d}")
+        lines.append("")
+    if result.get("plot"):
+        lines.append(f"routing plot: {result['plot']}")
+    lines.append(f"run folder: {result['run_dir']}")
+    return "\n".join(lines)
+
+
+def teacher_stats(summary: dict[str, Any]) -> dict[str, int]:
+    per_style = summary.get("correct_per_style", {})
+    return {"paths_total": sum(v[1] for v in per_style.values()),
+            "paths_correct": sum(v[0] for v in per_style.values()),
+            "per_style": {k: {"correct": v[0], "total": v[1]} for k, v in per_style.items()}}
+
+
+def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run every stage; returns the result dict also written to ``OUTDIR/report.json``."""
+    t0 = time.time()
+    out = Path(cfg.outdir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    logs = out / "logs"
+    data_root = out / "data"
+    run_dir = out / "run"
+
+    def stage(name: str) -> None:
+        log(f"[{time.time() - t0:6.1f}s] {name}")
+
+    stage(f"1/6 data: {cfg.arith.n_train} train / {cfg.arith.n_test} test arith problems -> {data_root}")
+    splits = write_splits(data_root, cfg.arith)
+
+    stage(f"2/6 teacher: scripted, {cfg.n_paths} paths per question, wrong rate {cfg.wrong_rate:.0%}; verify")
+    summary_file = out / "teacher_summary.json"
+    _run_logged("prompt", prompt_command(cfg, splits["train"], summary_file), logs / "prompt.log")
+    teacher = teacher_stats(read_json(summary_file))
+    enriched = splits["train"].with_name("train.enriched.jsonl")
+
+    stage("3/6 students: two tiny models with locally trained tokenizers")
+    corpus = tokenizer_corpus(splits["train"], enriched)
+    m1, m2 = build_students(cfg, corpus, out / "students")
+
+    stage("4/6 evaluate the untrained students")
+    before = evaluate_untrained(cfg, m1, m2, splits["test"], out / "eval_before")
+
+    stage(f"5/6 train the mixture ({cfg.num_processes} process(es), {Path(cfg.train_config).name}); "
+          f"log {logs / 'train.log'}")
+    env = {"ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 2) // cfg.num_processes)),
+           "TOKENIZERS_PARALLELISM": "false"}
+    _run_logged("train", train_command(cfg, data_root, m1, m2, run_dir), logs / "train.log", env=env)
+    after = read_json(run_dir / "eval" / "metrics.json")
+
+    stage("6/6 routing analysis (distill posrate)")
+    plot = out / "routing_rates.png" if cfg.plot else None
+    routing: dict[str, Any] = {}
+    if any(run_dir.glob("router_logs_epoch*.jsonl")):
+        text = _run_logged("posrate", posrate_command(run_dir, plot), logs / "posrate.log", capture_stdout=True)
+        try:
+            routing = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DemoError(f"distill posrate --json printed invalid JSON ({exc}): {text[:200]!r}") from None
+    else:
+        plot = None
+    result = {
+        "preset": cfg.preset, "wall_s": time.time() - t0, "n_test": after.get("n", before.get("n")),
+        "arch1": cfg.student1.arch, "arch2": cfg.student2.arch, "teacher": teacher,
+        "before": before, "after": after, "routing": routing,
+        "plot": str(plot) if plot and plot.is_file() else None, "run_dir": str(run_dir),
+        "config": {k: v for k, v in asdict(cfg).items()},
+    }
+    atomic_write_text(out / "report.json", json.dumps(result, indent=2, default=str) + "\n")
+    atomic_write_text(out / "report.md", format_report(result) + "\n")
+    return result
