@@ -75,8 +75,11 @@ class DemoConfig:
     arith: ArithConfig = field(default_factory=ArithConfig)
     wrong_rate: float = 0.2
     teacher_seed: int = 0
-    n_paths: int = 6
-    styles: str = "cot,program,knowledge,tot,fwd_bwd,plain"
+    # No ``plain``: a one-line answer needs the whole computation in one token, which a tiny
+    # student cannot learn, and greedy decoding then picks that shortest style (measured: the
+    # trained llama answered every test question with "The answer is \\boxed{3}.").
+    n_paths: int = 5
+    styles: str = "cot,program,knowledge,tot,fwd_bwd"
     student1: StudentSpec = field(default_factory=lambda: StudentSpec(arch="llama", seed=1))
     student2: StudentSpec = field(default_factory=lambda: StudentSpec(arch="qwen2", seed=2))
     num_processes: int = 2

@@ -1,0 +1,93 @@
+"""Fast checks of the demo's pieces: configs, the commands it runs, the report, the teacher stage."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from distill.demo import cli as demo_cli
+from distill.demo.pipeline import (LAUNCH, DemoConfig, StudentSpec, format_report, probe_config, prompt_command,
+                                   teacher_stats, tokenizer_corpus, train_command)
+from distill.demo.synthetic import ArithConfig, write_splits
+from distill.errors import ConfigError
+from distill.train.config import load_yaml, config_from_sources
+
+
+def test_builtin_train_configs_are_valid_train_configs(tmp_path):
+    for name in ("demo.yaml", "routing_probe.yaml"):
+        values = load_yaml(LAUNCH / "configs" / name)
+        cfg = config_from_sources(values, {"model1": "a", "model2": "b"})
+        assert cfg.task == "arith" and cfg.routing == "learned"
+        # Random-init tiny students need LoRA on embeddings and head (see demo.yaml).
+        assert "embed_tokens" in cfg.lora_targets and "lm_head" in cfg.lora_targets
+
+
+def test_probe_preset_cripples_only_student1():
+    cfg = probe_config(outdir="x")
+    assert cfg.preset == "probe" and cfg.train_config.endswith("routing_probe.yaml")
+    assert cfg.student1.truncation_side == "left" and cfg.student1.max_positions < 128
+    assert cfg.student2.max_positions >= 512
+    assert "tot" in cfg.styles.split(",")
+
+
+def test_config_validation_says_what_to_change():
+    with pytest.raises(ConfigError, match="preset"):
+        DemoConfig(preset="nope")
+    with pytest.raises(ConfigError, match="wrong_rate"):
+        DemoConfig(wrong_rate=2)
+    with pytest.raises(ConfigError, match="divisible"):
+        StudentSpec(hidden=30, heads=4)
+    with pytest.raises(ConfigError, match="not found"):
+        DemoConfig(train_config="/nonexistent.yaml")
+
+
+def test_commands_use_the_public_entry_points(tmp_path):
+    cfg = DemoConfig(outdir=str(tmp_path), train_overrides={"epochs": 2})
+    p = prompt_command(cfg, tmp_path / "data" / "arith" / "train" / "train.jsonl", tmp_path / "s.json")
+    assert p[1:4] == ["-m", "distill.cli", "prompt"] and "--backend" in p and p[p.index("--backend") + 1] == "scripted"
+    t = train_command(cfg, tmp_path / "data", tmp_path / "m1", tmp_path / "m2", tmp_path / "run")
+    assert t[1:3] == ["-m", "accelerate.commands.launch"]
+    assert str(LAUNCH / "train_moe.py") in t and t[t.index("--epochs") + 1] == "2"
+    assert t[t.index("--num_processes") + 1] == "2"
+
+
+def test_teacher_stage_through_distill_prompt(tmp_path):
+    """The scripted teacher runs through the real ``distill prompt`` and its wrong answers are filtered."""
+    paths = write_splits(tmp_path / "data", ArithConfig(n_train=40, n_test=5))
+    cfg = DemoConfig(outdir=str(tmp_path), wrong_rate=0.3)
+    summary = tmp_path / "summary.json"
+    proc = subprocess.run(prompt_command(cfg, paths["train"], summary), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    stats = teacher_stats(json.loads(summary.read_text()))
+    assert stats["paths_total"] == 40 * cfg.n_paths
+    assert 0.55 < stats["paths_correct"] / stats["paths_total"] < 0.85
+    correct = [json.loads(line) for line in paths["train"].with_name("train.correct.jsonl").read_text().splitlines()]
+    assert sum(len(r["responses"]) for r in correct) == stats["paths_correct"]
+    assert not (paths["test"].with_name("test.enriched.jsonl")).exists()  # the test split is never prompted
+    corpus = tokenizer_corpus(paths["train"], paths["train"].with_name("train.enriched.jsonl"))
+    assert any("\\boxed" in t for t in corpus) and any(t.startswith("Question:") for t in corpus)
+
+
+def test_report_shows_before_after_and_routing():
+    result = {"preset": "demo", "wall_s": 123.4, "n_test": 200, "arch1": "llama", "arch2": "qwen2",
+              "teacher": {"paths_total": 100, "paths_correct": 80},
+              "before": {"acc_s1": 0.01, "acc_s2": 0.0, "acc_ensemble": 0.005},
+              "after": {"acc_s1": 0.42, "acc_s2": 0.37, "acc_ensemble": 0.45},
+              "routing": {"all": {"tot": {"student1": 0.1, "student2": 0.9, "count": 50}}},
+              "plot": "x.png", "run_dir": "runs/demo/run"}
+    text = format_report(result)
+    assert "42.0%" in text and "+41.0%" in text and "tot" in text and "90.0%" in text and "123 s" in text
+
+
+def test_cli_flags_map_to_config(tmp_path):
+    parser = argparse.ArgumentParser()
+    demo_cli.add_arguments(parser)
+    cfg = demo_cli.config_from_args(parser.parse_args(["--fast", "--probe", "--outdir", str(tmp_path)]))
+    assert cfg.preset == "probe" and cfg.arith.n_train == 300 and cfg.train_overrides["epochs"] == 3
+    cfg = demo_cli.config_from_args(parser.parse_args(["--n_train", "50", "--n_test", "10", "--epochs", "2"]))
+    assert cfg.preset == "demo" and cfg.arith.n_train == 50 and cfg.train_overrides == {"epochs": 2}
