@@ -37,11 +37,12 @@ def config_from_args(args: argparse.Namespace):
     from distill.demo.pipeline import DemoConfig, probe_config
     from distill.demo.synthetic import ArithConfig
 
-    n_train = args.n_train or (300 if args.fast else 800)
-    n_test = args.n_test or (60 if args.fast else 200)
+    small = args.fast or args.real  # --real: a 135M student on CPU; keep the data small
+    n_train = args.n_train or (120 if args.real else 300 if args.fast else 800)
+    n_test = args.n_test or (40 if args.real else 60 if args.fast else 200)
     overrides = {}
-    if args.epochs or args.fast:
-        overrides["epochs"] = args.epochs or 3
+    if args.epochs or small:
+        overrides["epochs"] = args.epochs or (1 if args.real else 3)
     kw = dict(arith=ArithConfig(n_train=n_train, n_test=n_test, seed=args.seed), wrong_rate=args.wrong_rate,
               teacher_seed=args.seed, num_processes=args.num_processes, train_overrides=overrides,
               plot=not args.no_plot)

@@ -51,6 +51,7 @@ class StudentSpec:
     max_positions: int = 512
     truncation_side: str = "right"
     seed: int = 0
+    pretrained: str | None = None  # "smollm2" (``--real``) or a local model folder: used instead of a tiny model
 
     def __post_init__(self) -> None:
         from distill.models.tiny import ARCHS
@@ -81,7 +82,9 @@ class DemoConfig:
     n_paths: int = 5
     styles: str = "cot,program,knowledge,tot,fwd_bwd"
     student1: StudentSpec = field(default_factory=lambda: StudentSpec(arch="llama", seed=1))
-    student2: StudentSpec = field(default_factory=lambda: StudentSpec(arch="qwen2", seed=2))
+    # qwen2's byte-level Unigram tokenizer splits this text ~2.3x finer than llama's BPE: a long
+    # window keeps its longest (tot) paths whole.
+    student2: StudentSpec = field(default_factory=lambda: StudentSpec(arch="qwen2", seed=2, max_positions=1024))
     num_processes: int = 2
     eval_limit: int | None = None
     max_new_tokens: int = 128
@@ -105,15 +108,16 @@ class DemoConfig:
 
 
 def probe_config(**kw) -> DemoConfig:
-    """The routing-probe preset: student 1 has a 96-token, left-truncating window.
+    """The routing-probe preset: student 1 has a 128-token, left-truncating window.
 
-    Measured with the default tokenizer sizes: question prompt + every short style fits in
-    96 tokens for student 1, while ``tot`` paths (~220 tokens) keep only their tail, which
-    starts after the question and after the arithmetic's inputs.
+    Measured with student 1's tokenizer: prompt (53-63 tokens) + every short style fits in 128
+    tokens (longest 125), while ``tot`` paths (~240 tokens) keep only their last 128: the question
+    is gone, so the story that ``tot`` restates verbatim (names, verbs, numbers) cannot be
+    predicted by student 1. Student 2 sees everything and only has to copy.
     """
     kw.setdefault("outdir", "runs/routing_probe")
-    kw.setdefault("student1", StudentSpec(arch="llama", seed=1, max_positions=96, truncation_side="left"))
-    kw.setdefault("student2", StudentSpec(arch="qwen2", seed=2, max_positions=512))
+    kw.setdefault("student1", StudentSpec(arch="llama", seed=1, max_positions=128, truncation_side="left"))
+    kw.setdefault("student2", StudentSpec(arch="qwen2", seed=2, max_positions=1024))
     return DemoConfig(preset="probe", **kw)
 
 
@@ -185,6 +189,16 @@ def build_students(cfg: DemoConfig, corpus: list[str], root: Path) -> tuple[Path
 
     paths = []
     for name, spec in (("student1", cfg.student1), ("student2", cfg.student2)):
+        if spec.pretrained == "smollm2":
+            from distill.demo.real import prepare_smollm2
+
+            paths.append(prepare_smollm2(root / "smollm2-135m-instruct"))
+            continue
+        if spec.pretrained:
+            if not (Path(spec.pretrained) / "config.json").is_file():
+                raise ConfigError(f"{name}: pretrained folder {spec.pretrained} has no config.json")
+            paths.append(Path(spec.pretrained))
+            continue
         out = root / f"{name}_{spec.arch}"
         make_tiny_student(out, spec.arch, corpus=corpus, vocab_size=spec.vocab_size, hidden=spec.hidden,
                           layers=spec.layers, heads=spec.heads, max_positions=spec.max_positions,

@@ -41,13 +41,21 @@ class Trace:
     problem: Problem
     values: tuple[int, ...]  # values[0] = start, values[i+1] = after step i (as the teacher computed)
     slip_step: int | None  # index of the step where the teacher erred, None if correct
+    story: str = ""  # the question's statements (without the final question), as worded in the row
 
     @property
     def final(self) -> int:
         return self.values[-1]
 
 
-def make_trace(problem: Problem, rng: random.Random, wrong: bool) -> Trace:
+def story_of(question: str) -> str:
+    """The question's statements without its final "How many ...?" sentence."""
+    text = question.strip()
+    cut = text.rfind("How many")
+    return text[:cut].strip() if cut > 0 else text
+
+
+def make_trace(problem: Problem, rng: random.Random, wrong: bool, story: str = "") -> Trace:
     """Compute the running values; if ``wrong``, one step's result is off by 1-2 and it propagates."""
     values = [problem.start]
     slip = rng.randrange(len(problem.steps)) if wrong else None
@@ -57,11 +65,9 @@ def make_trace(problem: Problem, rng: random.Random, wrong: bool) -> Trace:
             deltas = [d for d in (-2, -1, 1, 2) if v + d >= 0]
             v += rng.choice(deltas)
         values.append(v)
-    trace = Trace(problem, tuple(values), slip)
-    if wrong and trace.final == problem.answer:  # a later subtraction cannot cancel, but be sure
+    if wrong and values[-1] == problem.answer:  # a later subtraction cannot cancel, but be sure
         values[-1] += 1
-        trace = Trace(problem, tuple(values), slip)
-    return trace
+    return Trace(problem, tuple(values), slip, story)
 
 
 def _eq(trace: Trace, i: int) -> str:
@@ -136,21 +142,28 @@ def render_fwd_bwd(trace: Trace) -> str:
 
 _TOT_PLAN = (
     "Let me build a tree of thoughts before I compute anything. "
-    "The first branch follows every change in exactly the order the story tells it. "
-    "The second branch keeps a running tally and checks that the tally never drops below zero. "
-    "The third branch reads the story again from the end to make sure no change was skipped. "
+    "The first branch restates the story word for word, so that no detail is lost. "
+    "The second branch follows every change in exactly the order the story tells it. "
+    "The third branch keeps a running tally and checks that the tally never drops below zero. "
     "I will work through the branches one by one, compare what they give, "
     "and keep only the result on which all of them agree."
 )
 
 
 def render_tot(trace: Trace) -> str:
+    """Long: a fixed plan, then the story restated verbatim, then the arithmetic.
+
+    The verbatim restatement is what makes ``tot`` the routing probe's unlearnable style: a
+    student whose left-truncated window has lost the question cannot predict the names,
+    verbs and numbers it restates, while a student that sees the question just copies them.
+    """
     p = trace.problem
     n = len(p.steps)
+    story = trace.story or p.question()[: p.question().rfind("How many")].strip()
     first = "; ".join(_eq(trace, i) for i in range(n))
     tally = ", ".join(str(v) for v in trace.values)
-    return (f"{_TOT_PLAN}\nBranch 1: {first}.\nBranch 2: the tally is {tally}, never below zero.\n"
-            f"Branch 3: {n} changes read, none skipped.\nAll branches agree: \\boxed{{{trace.final}}}.")
+    return (f"{_TOT_PLAN}\nBranch 1: {story}\nBranch 2: {first}.\n"
+            f"Branch 3: the tally is {tally}, never below zero.\nAll branches agree: \\boxed{{{trace.final}}}.")
 
 
 RENDERERS = {
@@ -196,7 +209,7 @@ class ScriptedBackend:
             raise ScriptedTeacherError(f"row {row.get('id')!r} is not an arith problem: {exc}") from None
         rng = _rng_for(str(row.get("id")), style, sample_index, self.seed)
         wrong = rng.random() < self.wrong_rate
-        return RENDERERS[style](make_trace(problem, rng, wrong))
+        return RENDERERS[style](make_trace(problem, rng, wrong, story_of(row["question"])))
 
     async def complete(self, request: Request) -> Completion:
         self.calls += 1
