@@ -91,3 +91,23 @@ def test_cli_flags_map_to_config(tmp_path):
     assert cfg.preset == "probe" and cfg.arith.n_train == 300 and cfg.train_overrides["epochs"] == 3
     cfg = demo_cli.config_from_args(parser.parse_args(["--n_train", "50", "--n_test", "10", "--epochs", "2"]))
     assert cfg.preset == "demo" and cfg.arith.n_train == 50 and cfg.train_overrides == {"epochs": 2}
+
+
+def test_prefilled_router_cache_is_what_training_reads(tmp_path):
+    """The demo embeds the paths before launching; the engine's embedder then finds every one cached."""
+    from distill.demo.pipeline import prefill_router_cache
+    from distill.router.encoder import PathEmbedder, path_text
+    from distill.students.data import load_train_paths
+    from distill.train.config import parse_train_args
+
+    paths = write_splits(tmp_path / "data", ArithConfig(n_train=6, n_test=2))
+    cfg = DemoConfig(outdir=str(tmp_path), wrong_rate=0.0)
+    assert subprocess.run(prompt_command(cfg, paths["train"], tmp_path / "s.json"), capture_output=True).returncode == 0
+    run_dir = tmp_path / "run"
+    cmd = train_command(cfg, tmp_path / "data", tmp_path / "m1", tmp_path / "m2", run_dir)
+    assert prefill_router_cache(cmd, run_dir, threads=1) == 6 * cfg.n_paths
+    tcfg = parse_train_args(cmd[cmd.index(str(LAUNCH / "train_moe.py")) + 1:])
+    texts = [path_text(e["question_text"], e["response"]) for e in load_train_paths(tcfg)]
+    emb = PathEmbedder(tcfg.encoder, run_dir / "emb_cache")
+    vecs = emb.embed(texts)
+    assert emb.encoded_count == 0 and vecs.shape[0] == len(texts)
