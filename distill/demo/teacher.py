@@ -141,29 +141,29 @@ def render_fwd_bwd(trace: Trace) -> str:
 
 
 _TOT_PLAN = (
-    "Let me build a tree of thoughts before I compute anything. "
-    "The first branch restates the story word for word, so that no detail is lost. "
-    "The second branch follows every change in exactly the order the story tells it. "
-    "The third branch keeps a running tally and checks that the tally never drops below zero. "
-    "I will work through the branches one by one, compare what they give, "
-    "and keep only the result on which all of them agree."
+    "Let me grow a tree of thoughts: one branch restates the story, one computes forward, "
+    "one undoes every change from the end, and one keeps a tally; "
+    "I keep only the answer on which all branches agree."
 )
 
 
 def render_tot(trace: Trace) -> str:
-    """Long: a fixed plan, then the story restated verbatim, then the arithmetic.
+    """Long (~130-170 tokens): a short plan, the story restated verbatim, then three arithmetic branches.
 
-    The verbatim restatement is what makes ``tot`` the routing probe's unlearnable style: a
-    student whose left-truncated window has lost the question cannot predict the names,
-    verbs and numbers it restates, while a student that sees the question just copies them.
+    Why this shape: ``tot`` is the routing probe's unlearnable style. A student whose left-truncating
+    window has lost the question cannot predict the names, verbs and numbers that Branch 1 restates,
+    while a student that sees the question just copies them. The rest is arithmetic rather than fixed
+    text, so the paths are not made artificially easy (the router compares per-token losses: fixed
+    filler would dilute the unpredictable part and hide it).
     """
     p = trace.problem
     n = len(p.steps)
     story = trace.story or p.question()[: p.question().rfind("How many")].strip()
-    first = "; ".join(_eq(trace, i) for i in range(n))
+    fwd = "; ".join(_eq(trace, i) for i in range(n))
+    bwd = "; ".join(_backward(trace))
     tally = ", ".join(str(v) for v in trace.values)
-    return (f"{_TOT_PLAN}\nBranch 1: {story}\nBranch 2: {first}.\n"
-            f"Branch 3: the tally is {tally}, never below zero.\nAll branches agree: \\boxed{{{trace.final}}}.")
+    return (f"{_TOT_PLAN}\nBranch 1: {story}\nBranch 2: {fwd}.\nBranch 3: {bwd}.\n"
+            f"Branch 4: the tally is {tally}, never below zero.\nAll branches agree: \\boxed{{{trace.final}}}.")
 
 
 RENDERERS = {
