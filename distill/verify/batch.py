@@ -66,10 +66,7 @@ def _worker_entry(fd: int) -> None:
 def _worker_main(conn) -> None:  # runs in the child
     from distill.verify.core import score
 
-    try:
-        import math_verify  # noqa: F401  (pre-import: its first-use cost must not count against an item)
-    except ImportError:
-        pass
+    import math_verify  # noqa: F401  (pre-import: its first-use cost must not count against an item)
     conn.send(("ready", os.getpid()))
     while True:
         try:
@@ -136,10 +133,10 @@ class _Pool:
             try:
                 os.killpg(w.proc.pid, signal.SIGKILL)
             except ProcessLookupError:
-                pass
+                pass  # already exited between poll() and killpg(): nothing to kill
         try:
             w.proc.wait(5)
-        except subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired:  # SIGKILLed but not yet reaped; the OS reaps it later
             pass
         w.conn.close()
 
@@ -155,12 +152,12 @@ class _Pool:
             try:
                 w.conn.send(None)
             except (OSError, BrokenPipeError):
-                pass
+                pass  # the worker is already gone; _kill below reaps it
         for w in self.workers:
             try:
                 w.proc.wait(2)
             except subprocess.TimeoutExpired:
-                pass
+                pass  # did not exit on request: _kill force-stops it
             self._kill(w)
         self.workers = []
 
