@@ -30,7 +30,7 @@ def test_builtin_train_configs_are_valid_train_configs(tmp_path):
 def test_probe_preset_cripples_only_student1():
     cfg = probe_config(outdir="x")
     assert cfg.preset == "probe" and cfg.train_config.endswith("routing_probe.yaml")
-    assert cfg.student1.truncation_side == "left" and cfg.student1.max_positions <= 128
+    assert cfg.student1.truncation_side == "left" and cfg.student1.max_positions <= 144
     assert cfg.student2.max_positions >= 512
     assert "tot" in cfg.styles.split(",")
 

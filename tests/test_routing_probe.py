@@ -1,6 +1,6 @@
 """The routing probe (slow, runs in CI): does the router really learn?
 
-Student 1 gets a 128-token left-truncating window, so the long ``tot`` paths lose their question
+Student 1 gets a 144-token left-truncating window, so the long ``tot`` paths lose their question
 and the story they restate becomes unpredictable for it; student 2 sees everything. After
 training, ``distill posrate --log_dir RUN --json`` must show >= 80% of ``tot`` paths routed to
 student 2 in the last epoch, while the other styles stay mixed (each student still gets a real
@@ -25,7 +25,7 @@ def test_probe_window_really_cuts_tot_only(tmp_path):
     from distill.students.tokenizer import load_tokenizer
 
     cfg = probe_config(outdir=str(tmp_path))
-    paths = write_splits(tmp_path / "data", ArithConfig(n_train=60, n_test=5))
+    paths = write_splits(tmp_path / "data", ArithConfig(n_train=60, n_test=5, distractors=cfg.arith.distractors))
     teacher = ScriptedBackend(wrong_rate=0.0)
     rows = [json.loads(line) for line in paths["train"].read_text().splitlines()]
     enriched = tmp_path / "enriched.jsonl"

@@ -43,7 +43,11 @@ def config_from_args(args: argparse.Namespace):
     overrides = {}
     if args.epochs or small:
         overrides["epochs"] = args.epochs or (1 if args.real else 3)
-    kw = dict(arith=ArithConfig(n_train=n_train, n_test=n_test, seed=args.seed), wrong_rate=args.wrong_rate,
+    from distill.demo.pipeline import PROBE_DISTRACTORS
+
+    arith = ArithConfig(n_train=n_train, n_test=n_test, seed=args.seed,
+                        distractors=PROBE_DISTRACTORS if args.probe else 0)
+    kw = dict(arith=arith, wrong_rate=args.wrong_rate,
               teacher_seed=args.seed, num_processes=args.num_processes, train_overrides=overrides,
               plot=not args.no_plot)
     if args.outdir:

@@ -65,6 +65,7 @@ class Problem:
     start: int
     steps: tuple[Step, ...]
     phrases: tuple[int, ...] = ()  # template index per step (wording only)
+    extras: tuple[tuple[int, str], ...] = ()  # irrelevant facts ("She also has 4 pens."): distractors
 
     def values(self) -> list[int]:
         """The running count after each step, starting with ``start``."""
@@ -79,6 +80,8 @@ class Problem:
 
     def question(self) -> str:
         sents = [f"{self.name} has {self.start} {self.item}."]
+        pronoun = "She" if self.name in _SHE else "He"
+        sents += [f"{pronoun} also has {n} {item}." for n, item in self.extras]
         for i, st in enumerate(self.steps):
             k = self.phrases[i] if i < len(self.phrases) else 0
             if st.op == "add":
@@ -116,6 +119,7 @@ class ArithConfig:
     max_start: int = 9
     max_value: int = 20
     allow_mul: bool = True
+    distractors: int = 0  # irrelevant "also has" facts per question (the routing probe uses them)
     seed: int = 0
     ops: tuple[str, ...] = field(default=OPS)
 
@@ -124,6 +128,8 @@ class ArithConfig:
             raise ConfigError(f"n_train and n_test must be >= 1 (got {self.n_train}, {self.n_test})")
         if not 1 <= self.min_steps <= self.max_steps:
             raise ConfigError(f"need 1 <= min_steps <= max_steps (got {self.min_steps}, {self.max_steps})")
+        if not 0 <= self.distractors < len(ITEMS):
+            raise ConfigError(f"distractors must be in [0, {len(ITEMS) - 1}], got {self.distractors}")
         if self.max_operand < 1 or self.max_start < 1:
             raise ConfigError("max_operand and max_start must be >= 1")
         if self.max_value < self.max_start + self.max_operand:
@@ -157,7 +163,10 @@ def random_problem(rng: random.Random, cfg: ArithConfig) -> Problem:
         steps.append(st)
         phrases.append(rng.randrange(3))
         value = st.apply(value)
-    return Problem(rng.choice(NAMES), rng.choice(ITEMS), start, tuple(steps), tuple(phrases))
+    name, item = rng.choice(NAMES), rng.choice(ITEMS)
+    others = rng.sample([i for i in ITEMS if i != item], cfg.distractors) if cfg.distractors else []
+    extras = tuple((rng.randint(1, 9), o) for o in others)
+    return Problem(name, item, start, tuple(steps), tuple(phrases), extras)
 
 
 def problem_to_row(problem: Problem, row_id: str) -> dict[str, Any]:
@@ -218,6 +227,7 @@ _START_RE = re.compile(r"^(?P<name>[A-Z][a-z]+) has (?P<start>\d+) (?P<item>[a-z
 _ADD_RE = re.compile(r"\b(?:finds|buys|gets) (\d+) more\b")
 _SUB_RE = re.compile(r"\b(?:gives away|loses|sells) (\d+)\b")
 _MUL_RE = re.compile(r"\bdoubles\b")
+_EXTRA_RE = re.compile(r"^(?:She|He) also has \d+ [a-z]+\.$")
 
 
 def parse_question(question: str) -> Problem:
@@ -235,6 +245,8 @@ def parse_question(question: str) -> Problem:
         raise ValueError(f"not an arith question (first sentence): {sents[0]!r}")
     steps = []
     for s in sents[1:-1]:
+        if _EXTRA_RE.search(s):
+            continue  # a distractor: irrelevant to the count
         if (a := _ADD_RE.search(s)):
             steps.append(Step("add", int(a.group(1))))
         elif (b := _SUB_RE.search(s)):
