@@ -61,3 +61,11 @@ def test_impossible_request_fails_instead_of_looping():
     with pytest.raises(ConfigError, match="distinct"):
         generate(ArithConfig(n_train=5000, n_test=10, min_steps=1, max_steps=1, max_operand=1,
                              max_start=1, max_value=2, allow_mul=False))
+
+
+def test_distractors_are_irrelevant_facts_the_parser_skips():
+    train, _ = generate(ArithConfig(n_train=100, n_test=1, distractors=3, seed=5))
+    for row in train:
+        assert row["question"].count(" also has ") == 3
+        p = parse_question(row["question"])
+        assert str(p.answer) == row["gold_answer"] and len(p.steps) == row["n_steps"]
