@@ -44,7 +44,10 @@ def test_hung_item_is_killed_and_counted():
     t = time.monotonic()
     res = score_batch("gsm8k", items, workers=2, timeout=1.0)
     took = time.monotonic() - t
-    assert res.timeouts == 2
+    # The clingo program never finishes grounding: it must be killed. The LaTeX tower usually
+    # hangs SymPy too, but under load math-verify's own limit can answer (False) first.
+    assert res.verdicts[2].pred == "N/A"
+    assert res.timeouts == 1 + (res.verdicts[-1].pred == "N/A")
     assert res.verdicts[2].correct is False and res.verdicts[-1].correct is False
     others = [v for i, v in enumerate(res.verdicts) if i not in (2, len(items) - 1)]
     assert others == [score("gsm8k", r, row) for i, (r, row) in enumerate(items[:-1]) if i != 2]
