@@ -111,3 +111,10 @@ def test_prefilled_router_cache_is_what_training_reads(tmp_path):
     emb = PathEmbedder(tcfg.encoder, run_dir / "emb_cache")
     vecs = emb.embed(texts)
     assert emb.encoded_count == 0 and vecs.shape[0] == len(texts)
+
+
+def test_cli_styles_flag_sets_one_path_per_style():
+    parser = argparse.ArgumentParser()
+    demo_cli.add_arguments(parser)
+    cfg = demo_cli.config_from_args(parser.parse_args(["--styles", "cot, program"]))
+    assert cfg.styles == "cot,program" and cfg.n_paths == 2

@@ -30,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="data and teacher seed (default 0)")
     parser.add_argument("--num_processes", "--num-processes", type=int, default=2,
                         help="training processes (default 2: DDP over gloo on CPU)")
+    parser.add_argument("--styles", default=None,
+                        help="comma list of teacher styles, one path each (default cot,program,knowledge,tot,fwd_bwd)")
     parser.add_argument("--no_plot", "--no-plot", action="store_true", help="skip the routing-rate PNG")
 
 
@@ -50,6 +52,9 @@ def config_from_args(args: argparse.Namespace):
     kw = dict(arith=arith, wrong_rate=args.wrong_rate,
               teacher_seed=args.seed, num_processes=args.num_processes, train_overrides=overrides,
               plot=not args.no_plot)
+    if args.styles:
+        styles = [x.strip() for x in args.styles.split(",") if x.strip()]
+        kw.update(styles=",".join(styles), n_paths=len(styles))
     if args.outdir:
         kw["outdir"] = args.outdir
     if args.config:
