@@ -93,15 +93,21 @@ def test_router_and_peer_learn_through_the_mixture(parts):
 
 
 def test_router_gradient_comes_from_the_student_losses(parts):
-    """No balance term, no peer: the router's gradient is exactly the students' loss gradient, and
-    it is non-zero."""
+    """No balance term, no peer: the router's gradient is exactly that of the expected routing cost
+    of the students' own per-path losses, it is non-zero, and the students' losses do not send
+    gradient into the router any other way."""
+    from distill.router.router import expected_cost, routing_cost
+
     *_, ds = parts
     model = _mixture(parts, routing="learned", use_kl=False, balance_weight=0.0)
     batch = ds.collate(list(range(len(ds))))
     out = model(batch)
-    assert out["logs"]["router_aux"] == 0.0
-    g = torch.autograd.grad(out["loss"], list(model.router.parameters()))
+    params = list(model.router.parameters())
+    g = torch.autograd.grad(out["loss"], params, retain_graph=True)
     assert all(x.abs().sum() > 0 for x in g)
+    want = torch.autograd.grad(expected_cost(out["route_probs"], routing_cost(out["nll1"], out["nll2"])), params)
+    for a, b in zip(g, want):
+        torch.testing.assert_close(a, b)
 
 
 def test_path_routed_to_one_student_gives_no_gradient_in_the_other(parts):

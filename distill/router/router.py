@@ -5,17 +5,26 @@ Why this shape:
 * **Three options, not two.** The router scores ``{s1 only, s2 only, both}``; the per-student mask is
   ``mask[:, 0] = y_s1 + y_both`` and ``mask[:, 1] = y_s2 + y_both``. "Both" is a real option with its
   own logit, so it is reachable and learnable rather than a threshold accident.
-* **Straight-through Gumbel-softmax.** The forward pass uses a hard one-hot choice (the students see a
-  clean 0/1 mask) while the backward pass uses the soft Gumbel-softmax probabilities, so the student
-  losses ``masked_mean(nll_k, mask[:, k])`` reach the router's logits with a non-zero gradient.
-  For path ``i`` that gradient is ``(nll_k[i] - masked_mean_k) / n_k``: a path whose loss on student
-  ``k`` is *below* that student's current average lowers the objective by being routed there, so the
-  router learns to send each path where it is learned best relative to that student's level, and to
-  "both" when it is below average for both.
+* **Straight-through Gumbel-softmax for the choice, full-information cost for the gradient.** The
+  forward pass samples a hard one-hot choice (the students see a clean 0/1 mask; Gumbel noise
+  explores). Both students are run on *every* path anyway, so the router knows what each option
+  would have cost and is trained on the expected cost of its (noise-free) probabilities,
+  ``sum_o p_o * C_o``, an exact, low-variance gradient built from the students' own per-path
+  losses (:func:`routing_cost`). Per student the losses are standardised over the batch,
+  ``c_k = (nll_k - mean_k) / std_k``, because two students with different tokenizers have
+  per-token losses on different scales; ``C = (c_1, c_2, c_1 + c_2)`` for (s1, s2, both). A path
+  goes where it is learned best relative to that student's level, to "both" when it is below
+  average for both, and never to a student on whom it is unlearnable.
+  Why not only the straight-through gradient of the students' masked-mean losses (what the
+  mask would give for free): it compares a path only with the other paths *already routed* to the
+  same student, and for a student that receives no path it is ``+nll`` for every path, which
+  pushes everything away from it -- an absorbing collapse. Measured on the routing probe: that
+  signal was ~10x too weak to specialise and collapsed whole styles onto one student. The
+  engine therefore applies the mask to the student losses as a constant (see ``MixtureModel``).
 * **Balance term.** Left alone that signal collapses (route only the easiest paths). The paper's
   balance term maximises the entropy of the batch-mean assignment ``p̄`` over the three options;
-  :meth:`CoTRouter.aux_loss` returns ``balance_weight * (log 3 - H(p̄))`` (0 at a perfectly balanced
-  batch), computed from noise-free probabilities so it is a deterministic function of the logits.
+  :meth:`CoTRouter.aux_loss` returns ``cost + balance_weight * (log 3 - H(p̄))`` (the balance
+  part is 0 at a perfectly balanced batch), both from noise-free probabilities.
 * **Annealable temperature.** ``tau`` decays geometrically from ``tau`` to ``tau_min`` over training
   (:meth:`set_progress` / :meth:`set_epoch`); at evaluation (``router.eval()``) no noise is added and
   the choice is the argmax.
@@ -66,6 +75,28 @@ def balance_loss(probs: torch.Tensor) -> torch.Tensor:
     return math.log(probs.shape[-1]) - entropy
 
 
+def routing_cost(nll1: torch.Tensor, nll2: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Cost [B, 3] of sending each path to (s1 only, s2 only, both), from per-path student losses.
+
+    Each student's losses are standardised over the batch (``(nll - mean) / std``; all zeros for a
+    batch of one), so the comparison is scale-free across tokenizers; "both" costs the sum. Inputs
+    are detached: the router's cost must not train the students.
+    """
+    def standardise(x: torch.Tensor) -> torch.Tensor:
+        x = x.detach().float()
+        if x.numel() < 2:
+            return torch.zeros_like(x)
+        return (x - x.mean()) / (x.std(unbiased=False) + eps)
+
+    c1, c2 = standardise(nll1), standardise(nll2)
+    return torch.stack([c1, c2, c1 + c2], dim=-1)
+
+
+def expected_cost(probs: torch.Tensor, cost: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of ``sum_o probs[b, o] * cost[b, o]`` (differentiable in ``probs``)."""
+    return (probs * cost.to(probs.dtype)).sum(dim=-1).mean()
+
+
 class CoTRouter(nn.Module):
     """A learned router over frozen path embeddings (see module docstring).
 
@@ -110,9 +141,14 @@ class CoTRouter(nn.Module):
             y = F.one_hot(logits.argmax(dim=-1), 3).to(logits.dtype)
         return options_to_decision(y, logits, probs)
 
-    def aux_loss(self, decision: RouteDecision) -> torch.Tensor:
-        """The weighted balance term (already multiplied by ``balance_weight``)."""
-        return self.balance_weight * balance_loss(decision.probs)
+    def aux_loss(self, decision: RouteDecision, nll1: torch.Tensor | None = None,
+                 nll2: torch.Tensor | None = None) -> torch.Tensor:
+        """The router's own loss: expected routing cost (when the students' per-path losses are
+        given) plus the balance term weighted by ``balance_weight``."""
+        loss = self.balance_weight * balance_loss(decision.probs)
+        if nll1 is not None and nll2 is not None:
+            loss = loss + expected_cost(decision.probs, routing_cost(nll1, nll2))
+        return loss
 
 
 class RandomRouter(nn.Module):
@@ -143,5 +179,6 @@ class RandomRouter(nn.Module):
         y = F.one_hot(idx, 3).to(torch.float32)
         return options_to_decision(y, torch.zeros_like(y), torch.full_like(y, 1.0 / 3))
 
-    def aux_loss(self, decision: RouteDecision) -> torch.Tensor:
+    def aux_loss(self, decision: RouteDecision, nll1: torch.Tensor | None = None,
+                 nll2: torch.Tensor | None = None) -> torch.Tensor:
         return decision.mask.new_zeros(())

@@ -19,8 +19,9 @@ class MixtureModel(nn.Module):
     """Two students plus optional ``router`` and ``peer`` submodules.
 
     ``forward(batch)`` returns ``dict(loss, nll1[B], nll2[B], mask[B,2], route[B], route_probs, logs)``.
-    Student loss = ``masked_mean(nll1, mask[:,0]) + masked_mean(nll2, mask[:,1])``; the router's
-    ``aux_loss`` and the peer loss are added when those modules are set (each already weighted).
+    Student loss = ``masked_mean(nll1, mask[:,0]) + masked_mean(nll2, mask[:,1])`` with the mask as a
+    constant; the router's ``aux_loss(decision, nll1, nll2)`` (expected routing cost + balance) and the
+    peer loss are added when those modules are set (each already weighted).
     ``student2`` may be ``None`` (SFT baseline): then ``nll2`` is zeros and column 1 of the mask is 0.
     """
 
@@ -59,13 +60,16 @@ class MixtureModel(nn.Module):
                 mask[:, 1] = 0
             route = torch.full((bsz,), 3 if self.student2 is not None else 1, dtype=torch.long, device=nll1.device)
             route_probs = None
-        loss1 = masked_mean(nll1, mask[:, 0])
-        loss2 = masked_mean(nll2, mask[:, 1])
+        # The mask selects which student learns each path; it is a constant here. The router
+        # learns from its own expected-cost loss over both students' per-path losses (see
+        # distill.router.router), not from the straight-through gradient of these means.
+        loss1 = masked_mean(nll1, mask[:, 0].detach())
+        loss2 = masked_mean(nll2, mask[:, 1].detach())
         loss = loss1 + loss2
         logs["loss_s1"] = float(loss1.detach())
         logs["loss_s2"] = float(loss2.detach())
         if decision is not None and hasattr(self.router, "aux_loss"):
-            aux = self.router.aux_loss(decision)
+            aux = self.router.aux_loss(decision, nll1.detach(), nll2.detach() if self.student2 is not None else None)
             loss = loss + aux
             logs["router_aux"] = float(aux.detach())
         if self.peer is not None and out2 is not None:
