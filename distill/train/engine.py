@@ -341,9 +341,11 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                          ("nll2", float(out["nll2"].detach().mean())), *out["logs"].items()):
                 acc[k] = acc.get(k, 0.0) + v / cfg.grad_accum
             probs = out["route_probs"]
+            # each student's loss on every path (routed or not): what the router's decision was based on
+            nlls = torch.stack([out["nll1"], out["nll2"]], dim=-1).detach().float().cpu().tolist()
             entries = [{"id": i, "path_idx": p, "style": s, "route": ("both" if int(r) == 3 else int(r)),
                         "probs": (probs[j].detach().float().cpu().tolist() if probs is not None else None),
-                        "correct": c}
+                        "nll": [round(x, 5) for x in nlls[j]], "correct": c}
                        for j, (i, p, s, r, c) in enumerate(zip(batch["meta"]["ids"], batch["meta"]["path_idx"],
                                                                batch["meta"]["styles"], out["route"].tolist(),
                                                                batch["meta"]["correct"]))]
