@@ -45,10 +45,11 @@ def config_from_args(args: argparse.Namespace):
     overrides = {}
     if args.epochs or small:
         overrides["epochs"] = args.epochs or (1 if args.real else 3)
-    from distill.demo.pipeline import PROBE_DISTRACTORS
+    from distill.demo.pipeline import PROBE_DISTRACTORS, PROBE_MAX_EXTRA
 
     arith = ArithConfig(n_train=n_train, n_test=n_test, seed=args.seed,
-                        distractors=PROBE_DISTRACTORS if args.probe else 0)
+                        distractors=PROBE_DISTRACTORS if args.probe else 0,
+                        max_extra=PROBE_MAX_EXTRA if args.probe else 9)
     kw = dict(arith=arith, wrong_rate=args.wrong_rate,
               teacher_seed=args.seed, num_processes=args.num_processes, train_overrides=overrides,
               plot=not args.no_plot)

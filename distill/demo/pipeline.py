@@ -51,6 +51,11 @@ class StudentSpec:
     max_positions: int = 512
     truncation_side: str = "right"
     seed: int = 0
+    # "bpe": replace the factory's tokenizer with a byte-level BPE one (same special tokens and chat
+    # template). Why: on the arith corpus the tokenizers library's Unigram trainer stops at ~380
+    # pieces (asked for 1024), so qwen2's default tokenizer splits text ~2.3x finer than llama's BPE
+    # and the tiny qwen2 barely learned (0% -> 4% in `make demo`). None: keep the factory's tokenizer.
+    tokenizer: str | None = None
     pretrained: str | None = None  # "smollm2" (``--real``) or a local model folder: used instead of a tiny model
 
     def __post_init__(self) -> None:
@@ -62,6 +67,8 @@ class StudentSpec:
             raise ConfigError(f"student hidden ({self.hidden}) must be divisible by heads ({self.heads})")
         if self.truncation_side not in ("left", "right"):
             raise ConfigError(f"truncation_side must be left or right, got {self.truncation_side!r}")
+        if self.tokenizer not in (None, "bpe"):
+            raise ConfigError(f"student tokenizer must be 'bpe' or unset, got {self.tokenizer!r}")
         if self.max_positions < 16:
             raise ConfigError(f"max_positions must be >= 16, got {self.max_positions}")
 
@@ -84,10 +91,11 @@ class DemoConfig:
     student1: StudentSpec = field(default_factory=lambda: StudentSpec(arch="llama", seed=1))
     # qwen2's byte-level Unigram tokenizer splits this text ~2.3x finer than llama's BPE: a long
     # window keeps its longest (tot) paths whole.
-    student2: StudentSpec = field(default_factory=lambda: StudentSpec(arch="qwen2", seed=2, max_positions=1024))
+    student2: StudentSpec = field(default_factory=lambda: StudentSpec(arch="qwen2", seed=2, max_positions=1024,
+                                                                      tokenizer="bpe"))
     num_processes: int = 2
     eval_limit: int | None = None
-    max_new_tokens: int = 448  # qwen2 needs ~420 tokens for a tot answer (its tokenizer splits finely)
+    max_new_tokens: int = 256  # the longest (tot) answers are ~200 tokens with either student's BPE tokenizer
     eval_bs: int = 50
     train_overrides: dict[str, Any] = field(default_factory=dict)
     plot: bool = True
@@ -111,21 +119,28 @@ class DemoConfig:
 #: that has lost the question), the other styles ignore them: without them the probe's per-token
 #: NLL gap was only ~0.08 nats (student 1: tot 0.39 vs mean 0.31) and the router did not react.
 PROBE_DISTRACTORS = 3
+#: Probe distractor counts are drawn from [1, 99]: each restated count costs student 1 ~4.6 nats
+#: instead of ~2.2 (a one-digit count), which is what makes ``tot`` unlearnable rather than harder.
+PROBE_MAX_EXTRA = 99
 
 
 def probe_config(**kw) -> DemoConfig:
     """The routing-probe preset: student 1 has a 144-token, left-truncating window.
 
-    Measured with student 1's tokenizer on probe questions (3 distractor facts): prompt (71-82
-    tokens) + every short style fits in 144 tokens (longest 140), while ``tot`` responses alone are
-    141-166 tokens, so a ``tot`` path keeps only its last 144: the question is gone, and the story
-    that ``tot`` restates verbatim (names, distractor facts, verbs, numbers) cannot be predicted by
-    student 1. Student 2 sees everything and only has to copy.
+    Measured with student 1's tokenizer on probe questions (3 distractor facts with counts up to 99):
+    prompt (~55-70 tokens) + every short style fits in 144 tokens, while ``tot`` responses alone
+    are ~176-205 tokens, so a ``tot`` path keeps only its last 144: the question and most of the
+    fixed plan are gone, and the story that ``tot`` restates verbatim (names, distractor facts,
+    verbs, numbers) cannot be predicted by student 1. Student 2 sees everything: it copies the story
+    and its per-token loss is lowered by the fixed plan. Measured on the router logs (400 train, 4
+    epochs, per-style mean of the batch-standardised losses in the last epoch): ``tot`` c1 - c2 =
+    +1.20, every other style between -0.47 and -0.06 (before the fixed plan, 2-digit counts and the
+    BPE qwen2 tokenizer: tot +0.57, fwd_bwd +1.19, program -2.06, i.e. tot was not singled out).
     """
     kw.setdefault("outdir", "runs/routing_probe")
-    kw.setdefault("arith", ArithConfig(distractors=PROBE_DISTRACTORS))
+    kw.setdefault("arith", ArithConfig(distractors=PROBE_DISTRACTORS, max_extra=PROBE_MAX_EXTRA))
     kw.setdefault("student1", StudentSpec(arch="llama", seed=1, max_positions=144, truncation_side="left"))
-    kw.setdefault("student2", StudentSpec(arch="qwen2", seed=2, max_positions=1024))
+    kw.setdefault("student2", StudentSpec(arch="qwen2", seed=2, max_positions=1024, tokenizer="bpe"))
     return DemoConfig(preset="probe", **kw)
 
 
@@ -192,6 +207,45 @@ def tokenizer_corpus(train_file: Path, enriched_file: Path) -> list[str]:
     return corpus
 
 
+def retokenize_bpe(folder: Path, corpus: list[str], spec: StudentSpec) -> None:
+    """Give the tiny model in ``folder`` a byte-level BPE tokenizer trained on ``corpus`` and a freshly
+    initialised model sized to it, keeping its special tokens, chat template and architecture."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
+
+    from distill.models.tiny import _SPECIALS
+    from distill.students.tokenizer import load_tokenizer
+
+    old = load_tokenizer(folder)
+    specials = list(dict.fromkeys(t for t in old.all_special_tokens if t))
+    tok = Tokenizer(models.BPE(unk_token=old.unk_token) if old.unk_token else models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    tok.train_from_iterator(corpus, trainer=trainers.BpeTrainer(
+        vocab_size=spec.vocab_size, special_tokens=specials, min_frequency=1, show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    extra = list(_SPECIALS[spec.arch][4])  # the factory's extra specials (e.g. <|im_start|>)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token=old.bos_token, eos_token=old.eos_token, pad_token=old.pad_token,
+        unk_token=old.unk_token, additional_special_tokens=extra, model_max_length=spec.max_positions,
+        truncation_side=spec.truncation_side, padding_side="right", clean_up_tokenization_spaces=False)
+    fast.chat_template = old.chat_template
+    config = AutoConfig.from_pretrained(folder)
+    config.vocab_size = len(fast)
+    config.bos_token_id, config.eos_token_id, config.pad_token_id = fast.bos_token_id, fast.eos_token_id, fast.pad_token_id
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(spec.seed)
+        model = AutoModelForCausalLM.from_config(config)
+    for key in ("pad_token_id", "eos_token_id", "bos_token_id"):
+        setattr(model.generation_config, key, getattr(fast, key))
+    for f in folder.glob("*.safetensors"):
+        f.unlink()
+    model.save_pretrained(folder)
+    fast.save_pretrained(folder)
+
+
 def build_students(cfg: DemoConfig, corpus: list[str], root: Path) -> tuple[Path, Path]:
     from distill.models.tiny import make_tiny_student
 
@@ -211,6 +265,8 @@ def build_students(cfg: DemoConfig, corpus: list[str], root: Path) -> tuple[Path
         make_tiny_student(out, spec.arch, corpus=corpus, vocab_size=spec.vocab_size, hidden=spec.hidden,
                           layers=spec.layers, heads=spec.heads, max_positions=spec.max_positions,
                           truncation_side=spec.truncation_side, seed=spec.seed)
+        if spec.tokenizer == "bpe":
+            retokenize_bpe(out, corpus, spec)
         paths.append(out)
     return paths[0], paths[1]
 

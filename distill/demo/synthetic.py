@@ -120,6 +120,7 @@ class ArithConfig:
     max_value: int = 20
     allow_mul: bool = True
     distractors: int = 0  # irrelevant "also has" facts per question (the routing probe uses them)
+    max_extra: int = 9  # distractor counts are drawn from [1, max_extra] (the probe uses 2-digit counts)
     seed: int = 0
     ops: tuple[str, ...] = field(default=OPS)
 
@@ -130,6 +131,8 @@ class ArithConfig:
             raise ConfigError(f"need 1 <= min_steps <= max_steps (got {self.min_steps}, {self.max_steps})")
         if not 0 <= self.distractors < len(ITEMS):
             raise ConfigError(f"distractors must be in [0, {len(ITEMS) - 1}], got {self.distractors}")
+        if self.max_extra < 1:
+            raise ConfigError(f"max_extra must be >= 1, got {self.max_extra}")
         if self.max_operand < 1 or self.max_start < 1:
             raise ConfigError("max_operand and max_start must be >= 1")
         if self.max_value < self.max_start + self.max_operand:
@@ -165,7 +168,7 @@ def random_problem(rng: random.Random, cfg: ArithConfig) -> Problem:
         value = st.apply(value)
     name, item = rng.choice(NAMES), rng.choice(ITEMS)
     others = rng.sample([i for i in ITEMS if i != item], cfg.distractors) if cfg.distractors else []
-    extras = tuple((rng.randint(1, 9), o) for o in others)
+    extras = tuple((rng.randint(1, cfg.max_extra), o) for o in others)
     return Problem(name, item, start, tuple(steps), tuple(phrases), extras)
 
 

@@ -141,20 +141,25 @@ def render_fwd_bwd(trace: Trace) -> str:
 
 
 _TOT_PLAN = (
-    "Let me grow a tree of thoughts: one branch restates the story, one computes forward, "
+    "Let me grow a tree of thoughts before I answer. "
+    "Every branch starts from the same story, but each one looks at it in its own way, "
+    "so that a mistake made in one branch is caught by the others. "
+    "One branch restates the story, one computes forward, "
     "one undoes every change from the end, and one keeps a tally; "
     "I keep only the answer on which all branches agree."
 )
 
 
 def render_tot(trace: Trace) -> str:
-    """Long (~130-170 tokens): a short plan, the story restated verbatim, then three arithmetic branches.
+    """Long (~170-210 tokens): a fixed plan, the story restated verbatim, then three arithmetic branches.
 
     Why this shape: ``tot`` is the routing probe's unlearnable style. A student whose left-truncating
     window has lost the question cannot predict the names, verbs and numbers that Branch 1 restates,
-    while a student that sees the question just copies them. The rest is arithmetic rather than fixed
-    text, so the paths are not made artificially easy (the router compares per-token losses: fixed
-    filler would dilute the unpredictable part and hide it).
+    while a student that sees the question just copies them. The fixed plan comes first, so for the
+    window-limited student it is the part that falls out of the window (its window holds the story
+    and the arithmetic, where the per-token loss is high), while for a student that sees the whole
+    path it is cheap text that lowers its per-token loss: the gap the router must see is in both
+    students' standardised losses, not only in one.
     """
     p = trace.problem
     n = len(p.steps)
