@@ -59,7 +59,7 @@ def test_probe_window_really_cuts_tot_only(tmp_path):
     "per-style mean of the batch-standardised losses c1 - c2: tot +1.20/+1.24, others -0.58..-0.06), "
     "yet the router's mean probabilities for tot stay at (0.32, 0.32, 0.36) from epoch 2 on while "
     "knowledge (c1, c2 both ~ -1) goes to 'both' at 1.00: tot to student 2 was 0.69 (lr_misc 1e-3, "
-    "balance 1.0) and 0.69 (lr_misc 3e-3, balance 0.5). Router-side, not premise-side."))
+    "balance 1.0), 0.69 (lr_misc 3e-3, balance 0.5), 0.66 (lr_misc 1e-2, balance 0.2). Router-side, not premise-side."))
 def test_router_sends_unlearnable_style_to_student2(tmp_path):
     out = tmp_path / "probe"
     proc = subprocess.run([sys.executable, "-m", "distill.cli", "demo", "--probe", "--outdir", str(out),
