@@ -158,3 +158,57 @@ def test_routing_cost_is_scale_free_and_prefers_the_better_student():
     assert c[1].argmin() == 1  # hardest for s1, easiest for s2 -> s2 only
     assert torch.allclose(c[:, 2], c[:, 0] + c[:, 1])
     assert torch.equal(routing_cost(torch.tensor([2.0]), torch.tensor([5.0])), torch.zeros(1, 3))
+
+
+def _train_on_one_style_batches(router: CoTRouter, steps: int = 600) -> CoTRouter:
+    """Three groups of paths (A: learned best by s1, B: by s2, C: easy for both, each with per-path
+    noise as large as the group gaps), fed the way the engine's length-grouped batches feed them:
+    every batch holds ONE group. Only the router's own loss trains it."""
+    g = torch.Generator().manual_seed(0)
+    n = 64
+    centers = torch.nn.functional.normalize(torch.randn(3, 32, generator=g), dim=-1)
+    emb = {k: torch.nn.functional.normalize(centers[k] + 0.3 * torch.randn(n, 32, generator=g), dim=-1)
+           for k in range(3)}
+    mean_nll = {0: (0.8, 1.2), 1: (1.2, 0.8), 2: (0.7, 0.7)}  # (student 1, student 2) per group
+    opt = torch.optim.Adam(router.parameters(), lr=3e-3)
+    for step in range(steps):
+        k = step % 3
+        idx = torch.randint(0, n, (8,), generator=g)
+        nll1 = mean_nll[k][0] + 0.3 * torch.randn(8, generator=g)
+        nll2 = mean_nll[k][1] + 0.3 * torch.randn(8, generator=g)
+        loss = router.aux_loss(router(emb[k][idx]), nll1, nll2)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    router.eval()
+    router.routes = {k: torch.bincount(router(emb[k]).route - 1, minlength=3).float() / n for k in range(3)}
+    return router
+
+
+def test_router_learns_from_one_style_batches():
+    """The engine groups paths by length and length follows the reasoning style, so most batches are
+    one style. Standardising losses within such a batch, or balancing its own mean assignment,
+    erases the style's signal (measured on the routing probe: the unlearnable style stayed at
+    uniform probabilities). With running loss statistics and the balance bank it routes anyway."""
+    torch.manual_seed(0)
+    r = _train_on_one_style_batches(CoTRouter(32, hidden=32, balance_weight=1.0))
+    assert r.routes[0][0] >= 0.9, r.routes  # A -> student 1 only
+    assert r.routes[1][1] >= 0.9, r.routes  # B -> student 2 only
+    assert r.routes[2][2] >= 0.9, r.routes  # C -> both
+    assert int(r.bank_fill) == r.bank.shape[0] and int(r.stats_ready) == 1
+    # the running statistics follow the students' losses (mean of all groups' losses ~ 0.9)
+    assert r.loss_stats[:, 0].sub(0.9).abs().max() < 0.15, r.loss_stats
+
+
+def test_router_state_round_trips_through_state_dict():
+    """Running statistics and the bank are buffers: a resumed run routes and balances identically."""
+    torch.manual_seed(0)
+    a = CoTRouter(16, hidden=8)
+    a.aux_loss(a(torch.randn(8, 16)), torch.rand(8), torch.rand(8))
+    b = CoTRouter(16, hidden=8)
+    b.load_state_dict(a.state_dict())
+    for name in ("loss_stats", "bank", "bank_cost", "bank_fill", "bank_next", "stats_ready"):
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
+    x, n1, n2 = torch.randn(4, 16), torch.rand(4), torch.rand(4)
+    a.eval(), b.eval()
+    assert torch.equal(a.aux_loss(a(x), n1, n2), b.aux_loss(b(x), n1, n2))

@@ -10,11 +10,16 @@ Why this shape:
   explores). Both students are run on *every* path anyway, so the router knows what each option
   would have cost and is trained on the expected cost of its (noise-free) probabilities,
   ``sum_o p_o * C_o``, an exact, low-variance gradient built from the students' own per-path
-  losses (:func:`routing_cost`). Per student the losses are standardised over the batch,
+  losses (:func:`routing_cost`). Per student the losses are standardised,
   ``c_k = (nll_k - mean_k) / std_k``, because two students with different tokenizers have
   per-token losses on different scales; ``C = (c_1, c_2, c_1 + c_2)`` for (s1, s2, both). A path
   goes where it is learned best relative to that student's level, to "both" when it is below
   average for both, and never to a student on whom it is unlearnable.
+  ``mean_k``/``std_k`` are **running** statistics (an EMA over training steps, kept as buffers so
+  they checkpoint), not the current batch's: the engine batches paths of similar length
+  together, and lengths follow the reasoning style, so a batch is often one style. Standardising
+  within such a batch subtracts exactly the style's own mean and erases the signal (measured on
+  the routing probe: the unlearnable style stayed at uniform routing probabilities).
   Why not only the straight-through gradient of the students' masked-mean losses (what the
   mask would give for free): it compares a path only with the other paths *already routed* to the
   same student, and for a student that receives no path it is ``+nll`` for every path, which
@@ -22,9 +27,12 @@ Why this shape:
   signal was ~10x too weak to specialise and collapsed whole styles onto one student. The
   engine therefore applies the mask to the student losses as a constant (see ``MixtureModel``).
 * **Balance term.** Left alone that signal collapses (route only the easiest paths). The paper's
-  balance term maximises the entropy of the batch-mean assignment ``p̄`` over the three options;
+  balance term maximises the entropy of the mean assignment ``p̄`` over the three options;
   :meth:`CoTRouter.aux_loss` returns ``cost + balance_weight * (log 3 - H(p̄))`` (the balance
-  part is 0 at a perfectly balanced batch), both from noise-free probabilities.
+  part is 0 at a perfectly balanced assignment), both from noise-free probabilities. ``p̄`` is the
+  mean over this batch **and a bank of recently seen path embeddings** (re-scored by the current
+  router, so the gradient is exact): the entropy of a one-style batch's own mean would force
+  every style to be spread evenly over the students, the opposite of routing.
 * **Annealable temperature.** ``tau`` decays geometrically from ``tau`` to ``tau_min`` over training
   (:meth:`set_progress` / :meth:`set_epoch`); at evaluation (``router.eval()``) no noise is added and
   the choice is the argmax.
@@ -52,43 +60,55 @@ class RouteDecision:
 
     ``mask``: [B, 2] in {0, 1}, straight-through (carries the soft gradient); ``route``: [B] long in
     {1, 2, 3}; ``probs``: [B, 3] noise-free softmax over (s1, s2, both) for logs and the balance term;
-    ``logits``: [B, 3].
+    ``logits``: [B, 3]; ``emb``: the [B, D] inputs (the router's balance bank keeps them).
     """
 
     mask: torch.Tensor
     route: torch.Tensor
     probs: torch.Tensor
     logits: torch.Tensor
+    emb: torch.Tensor | None = None
 
 
-def options_to_decision(y: torch.Tensor, logits: torch.Tensor, probs: torch.Tensor) -> RouteDecision:
+def options_to_decision(y: torch.Tensor, logits: torch.Tensor, probs: torch.Tensor,
+                        emb: torch.Tensor | None = None) -> RouteDecision:
     """Turn a [B, 3] (hard or straight-through) option tensor into a :class:`RouteDecision`."""
     mask = y @ OPTION_TO_MASK.to(device=y.device, dtype=y.dtype)
     route = y.detach().argmax(dim=-1) + 1
-    return RouteDecision(mask=mask, route=route, probs=probs, logits=logits)
+    return RouteDecision(mask=mask, route=route, probs=probs, logits=logits, emb=emb)
 
 
 def balance_loss(probs: torch.Tensor) -> torch.Tensor:
-    """``log K - H(mean_b probs[b])``: 0 when the batch's mean assignment is uniform, > 0 otherwise."""
+    """``log K - H(mean_b probs[b])``: 0 when the mean assignment is uniform, ``log K`` when collapsed."""
     mean = probs.mean(dim=0).clamp_min(1e-9)
-    entropy = -(mean * mean.log()).sum()
-    return math.log(probs.shape[-1]) - entropy
+    return math.log(probs.shape[-1]) + (mean * mean.log()).sum()
 
 
-def routing_cost(nll1: torch.Tensor, nll2: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """Cost [B, 3] of sending each path to (s1 only, s2 only, both), from per-path student losses.
-
-    Each student's losses are standardised over the batch (``(nll - mean) / std``; all zeros for a
-    batch of one), so the comparison is scale-free across tokenizers; "both" costs the sum. Inputs
-    are detached: the router's cost must not train the students.
-    """
-    def standardise(x: torch.Tensor) -> torch.Tensor:
-        x = x.detach().float()
+def standardise(x: torch.Tensor, center: torch.Tensor | float | None = None,
+                scale: torch.Tensor | float | None = None, eps: float = 1e-6) -> torch.Tensor:
+    """``(x - center) / scale``, detached, in float32; batch mean / std when not given (all zeros for
+    a batch of one)."""
+    x = x.detach().float()
+    if center is None or scale is None:
         if x.numel() < 2:
             return torch.zeros_like(x)
-        return (x - x.mean()) / (x.std(unbiased=False) + eps)
+        center, scale = x.mean(), x.std(unbiased=False)
+    return (x - center) / (scale + eps)
 
-    c1, c2 = standardise(nll1), standardise(nll2)
+
+def routing_cost(nll1: torch.Tensor, nll2: torch.Tensor, stats: torch.Tensor | None = None) -> torch.Tensor:
+    """Cost [B, 3] of sending each path to (s1 only, s2 only, both), from per-path student losses.
+
+    Each student's losses are standardised (``(nll - mean) / std``), so the comparison is
+    scale-free across tokenizers; "both" costs the sum. ``stats`` is ``[[mean1, std1], [mean2,
+    std2]]`` (the router's running statistics); without it the batch's own mean and std are used.
+    Inputs are detached: the router's cost must not train the students.
+    """
+    if stats is None:
+        c1, c2 = standardise(nll1), standardise(nll2)
+    else:
+        c1 = standardise(nll1, stats[0, 0], stats[0, 1])
+        c2 = standardise(nll2, stats[1, 0], stats[1, 1])
     return torch.stack([c1, c2, c1 + c2], dim=-1)
 
 
@@ -101,14 +121,31 @@ class CoTRouter(nn.Module):
     """A learned router over frozen path embeddings (see module docstring).
 
     Parameters: ``embed_dim`` (encoder width), ``hidden`` (MLP width), ``tau``/``tau_min`` (Gumbel
-    temperature schedule), ``balance_weight`` (weight of the balance term in :meth:`aux_loss`).
+    temperature schedule), ``balance_weight`` (weight of the balance term in :meth:`aux_loss`),
+    ``momentum`` (EMA factor per training step of the running loss statistics; 0.95 averages over
+    ~20 batches, enough to span every style of a length-grouped epoch), ``bank_size`` (recent path
+    embeddings the balance term averages over besides the batch).
+
+    Buffers (saved in checkpoints, so a resumed run routes identically): ``loss_stats`` [2, 2]
+    (running mean and std of each student's per-path loss), ``stats_ready`` (0 until the first
+    training batch sets them), ``bank`` [bank_size, D] with ``bank_fill`` / ``bank_next`` (a ring).
     """
 
     def __init__(self, embed_dim: int, hidden: int = 128, tau: float = 1.0, tau_min: float = 0.1,
-                 balance_weight: float = 0.1, dropout: float = 0.0):
+                 balance_weight: float = 0.1, dropout: float = 0.0, momentum: float = 0.95,
+                 bank_size: int = 256):
         super().__init__()
         if tau <= 0 or tau_min <= 0 or tau_min > tau:
             raise ValueError(f"need 0 < gumbel_tau_min <= gumbel_tau, got tau={tau}, tau_min={tau_min}")
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"router momentum must be in [0, 1), got {momentum}")
+        self.momentum = float(momentum)
+        self.register_buffer("loss_stats", torch.tensor([[0.0, 1.0], [0.0, 1.0]]))
+        self.register_buffer("stats_ready", torch.zeros((), dtype=torch.long))
+        self.register_buffer("bank", torch.zeros(int(bank_size), int(embed_dim)))
+        self.register_buffer("bank_cost", torch.zeros(int(bank_size), 3))
+        self.register_buffer("bank_fill", torch.zeros((), dtype=torch.long))
+        self.register_buffer("bank_next", torch.zeros((), dtype=torch.long))
         self.net = nn.Sequential(
             nn.Linear(embed_dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, 3)
         )
@@ -139,15 +176,56 @@ class CoTRouter(nn.Module):
             y = F.gumbel_softmax(logits, tau=self.tau, hard=True)
         else:
             y = F.one_hot(logits.argmax(dim=-1), 3).to(logits.dtype)
-        return options_to_decision(y, logits, probs)
+        return options_to_decision(y, logits, probs, emb)
+
+    @torch.no_grad()
+    def _update_stats(self, nll1: torch.Tensor, nll2: torch.Tensor) -> None:
+        """Fold a training batch's losses into ``loss_stats`` (EMA; the first batch sets them)."""
+        m = self.momentum if int(self.stats_ready) else 0.0
+        for k, x in enumerate((nll1, nll2)):
+            x = x.detach().float()
+            mean = m * self.loss_stats[k, 0] + (1 - m) * x.mean()
+            var = m * self.loss_stats[k, 1] ** 2 + (1 - m) * ((x - mean) ** 2).mean()
+            self.loss_stats[k, 0] = mean
+            self.loss_stats[k, 1] = var.clamp_min(1e-12).sqrt()
+        self.stats_ready.fill_(1)
+
+    @torch.no_grad()
+    def _remember(self, emb: torch.Tensor, cost: torch.Tensor) -> None:
+        """Write a training batch's embeddings and routing costs into the bank (a ring buffer)."""
+        size = self.bank.shape[0]
+        if size == 0:
+            return
+        rows = emb.detach()[-size:].to(self.bank.dtype)
+        idx = (self.bank_next + torch.arange(len(rows), device=self.bank.device)) % size
+        self.bank[idx] = rows
+        self.bank_cost[idx] = cost.detach()[-size:].to(self.bank_cost.dtype)
+        self.bank_next.copy_((self.bank_next + len(rows)) % size)
+        self.bank_fill.copy_(torch.clamp(self.bank_fill + len(rows), max=size))
 
     def aux_loss(self, decision: RouteDecision, nll1: torch.Tensor | None = None,
                  nll2: torch.Tensor | None = None) -> torch.Tensor:
-        """The router's own loss: expected routing cost (when the students' per-path losses are
-        given) plus the balance term weighted by ``balance_weight``."""
-        loss = self.balance_weight * balance_loss(decision.probs)
-        if nll1 is not None and nll2 is not None:
-            loss = loss + expected_cost(decision.probs, routing_cost(nll1, nll2))
+        """The router's own loss over this batch and the bank of recent paths: expected routing
+        cost (when the students' per-path losses are given) plus ``balance_weight`` times the
+        balance term (see the module docstring). When training, the running loss statistics are
+        updated with this batch first, and the batch joins the bank afterwards."""
+        has_cost = nll1 is not None and nll2 is not None
+        if has_cost and self.training:
+            self._update_stats(nll1, nll2)
+        probs = decision.probs
+        cost = routing_cost(nll1, nll2, self.loss_stats) if has_cost else torch.zeros_like(probs.detach())
+        fill = int(self.bank_fill)
+        if fill:
+            bank_probs = self.net(self.bank[:fill].clone().to(self.net[0].weight.dtype)).softmax(dim=-1)
+            all_probs = torch.cat([probs, bank_probs.to(probs.dtype)])
+            all_cost = torch.cat([cost, self.bank_cost[:fill].to(cost.dtype)])
+        else:
+            all_probs, all_cost = probs, cost
+        loss = self.balance_weight * balance_loss(all_probs)
+        if has_cost:
+            loss = loss + expected_cost(all_probs, all_cost)
+        if self.training and decision.emb is not None:
+            self._remember(decision.emb, cost)
         return loss
 
 
