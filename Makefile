@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 test: venv
-	$(BIN)/python -m pytest -q -x --timeout=900 tests
+	$(BIN)/python -m pytest -q --timeout=900 tests
 
 test-fast: venv
 	$(BIN)/python -m pytest -q -m "not slow" tests

@@ -153,16 +153,9 @@ def validate_inputs(cfg: TrainConfig) -> None:
 def _build_router_and_peer(cfg: TrainConfig, dataset, s1, s2, tok1, tok2, outdir: Path, accelerator):
     router = peer = None
     if cfg.routing != "all":
-        try:
-            from distill.router.build import build_router
-            from distill.router.encoder import PathEmbedder
-        except ImportError as exc:
-            raise ConfigError(f"--routing {cfg.routing} needs distill.router (not installed: {exc})") from None
-        try:
-            from distill.router.encoder import path_text
-        except ImportError:
-            def path_text(q, r):
-                return f"{q}\n{r}"
+        from distill.router.build import build_router
+        from distill.router.encoder import PathEmbedder, path_text
+
         texts = [path_text(e["question_text"], e["response"]) for e in dataset.examples]
         cache = outdir / "emb_cache"
         with accelerator.main_process_first():  # rank 0 fills the cache, the others read it
@@ -170,10 +163,8 @@ def _build_router_and_peer(cfg: TrainConfig, dataset, s1, s2, tok1, tok2, outdir
         dataset.route_emb = emb.float()
         router = build_router(cfg, int(emb.shape[1]))
     if cfg.use_kl:
-        try:
-            from distill.peer.build import build_peer
-        except ImportError as exc:
-            raise ConfigError(f"--use_kl true needs distill.peer (not installed: {exc})") from None
+        from distill.peer.build import build_peer
+
         peer = build_peer(cfg, s1, s2, tok1, tok2)
     return router, peer
 
