@@ -64,3 +64,28 @@ def write_tiny_train_data(root, task: str = "arith", n_rows: int = 8, n_test: in
 def tiny_train_data(tmp_path_factory):
     """A data root with 16 training paths (8 rows x 2 correct paths) and 4 test rows of task ``arith``."""
     return write_tiny_train_data(tmp_path_factory.mktemp("tiny_data"))
+
+
+@pytest.fixture
+def demo_students(tmp_path):
+    """``build(cfg, arith) -> (rows, teacher, m1, m2, tok1, tok2)``: the demo's two tiny students for a
+    ``DemoConfig``, built as ``distill demo`` builds them (tokenizers trained on train questions plus
+    the scripted teacher's answers in every style of ``cfg``), on ``arith``'s train split."""
+    import json
+
+    def build(cfg, arith):
+        from distill.demo.pipeline import build_students, tokenizer_corpus
+        from distill.demo.synthetic import write_splits
+        from distill.demo.teacher import ScriptedBackend
+        from distill.students.tokenizer import load_tokenizer
+
+        paths = write_splits(tmp_path / "data", arith)
+        teacher = ScriptedBackend(wrong_rate=0.0)
+        rows = [json.loads(line) for line in paths["train"].read_text().splitlines()]
+        enriched = tmp_path / "enriched.jsonl"
+        enriched.write_text("\n".join(json.dumps({"responses": [teacher.answer(r, s) for s in cfg.styles.split(",")]})
+                                      for r in rows) + "\n")
+        m1, m2 = build_students(cfg, tokenizer_corpus(paths["train"], enriched), tmp_path / "students")
+        return rows, teacher, m1, m2, load_tokenizer(m1), load_tokenizer(m2)
+
+    return build

@@ -120,25 +120,14 @@ def test_cli_styles_flag_sets_one_path_per_style():
     assert cfg.styles == "cot,program" and cfg.n_paths == 2
 
 
-def test_demo_qwen2_student_gets_a_bpe_tokenizer_as_fine_as_llamas(tmp_path):
+def test_demo_qwen2_student_gets_a_bpe_tokenizer_as_fine_as_llamas(tmp_path, demo_students):
     """The factory's Unigram qwen2 tokenizer stalls at ~380 pieces on arith text and splits it ~2.3x
     finer than llama's BPE (qwen2 barely learned); the demo retrains it as BPE, keeping ChatML."""
     from transformers import AutoModelForCausalLM
 
-    from distill.demo.pipeline import build_students
-    from distill.demo.teacher import ScriptedBackend
-    from distill.students.tokenizer import load_tokenizer
-
     cfg = DemoConfig(outdir=str(tmp_path))
     assert cfg.student2.tokenizer == "bpe" and probe_config(outdir="x").student2.tokenizer == "bpe"
-    paths = write_splits(tmp_path / "data", ArithConfig(n_train=80, n_test=5))
-    teacher = ScriptedBackend(wrong_rate=0.0)
-    rows = [json.loads(line) for line in paths["train"].read_text().splitlines()]
-    enriched = tmp_path / "enriched.jsonl"
-    enriched.write_text("\n".join(json.dumps({"responses": [teacher.answer(r, s) for s in cfg.styles.split(",")]})
-                                  for r in rows) + "\n")
-    m1, m2 = build_students(cfg, tokenizer_corpus(paths["train"], enriched), tmp_path / "students")
-    tok1, tok2 = load_tokenizer(m1), load_tokenizer(m2)
+    rows, teacher, m1, m2, tok1, tok2 = demo_students(cfg, ArithConfig(n_train=80, n_test=5))
     texts = [teacher.answer(r, "tot") for r in rows[:20]]
     n1 = sum(len(tok1(t)["input_ids"]) for t in texts)
     n2 = sum(len(tok2(t)["input_ids"]) for t in texts)

@@ -17,23 +17,15 @@ import sys
 import pytest
 
 
-def test_probe_window_really_cuts_tot_only(tmp_path):
+def test_probe_window_really_cuts_tot_only(tmp_path, demo_students):
     """The probe's premise, checked on real tokenizers: short styles fit student 1's window, tot does not."""
-    from distill.demo.pipeline import build_students, probe_config, tokenizer_corpus
-    from distill.demo.synthetic import ArithConfig, write_splits
-    from distill.demo.teacher import ScriptedBackend
+    from distill.demo.pipeline import probe_config
+    from distill.demo.synthetic import ArithConfig
     from distill.students.data import encode_path, question_text
-    from distill.students.tokenizer import load_tokenizer
 
     cfg = probe_config(outdir=str(tmp_path))
-    paths = write_splits(tmp_path / "data", ArithConfig(n_train=60, n_test=5, distractors=cfg.arith.distractors))
-    teacher = ScriptedBackend(wrong_rate=0.0)
-    rows = [json.loads(line) for line in paths["train"].read_text().splitlines()]
-    enriched = tmp_path / "enriched.jsonl"
-    enriched.write_text("\n".join(json.dumps({"responses": [teacher.answer(r, s) for s in cfg.styles.split(",")]})
-                                  for r in rows) + "\n")
-    m1, m2 = build_students(cfg, tokenizer_corpus(paths["train"], enriched), tmp_path / "students")
-    tok1, tok2 = load_tokenizer(m1), load_tokenizer(m2)
+    arith = ArithConfig(n_train=60, n_test=5, distractors=cfg.arith.distractors, max_extra=cfg.arith.max_extra)
+    rows, teacher, m1, m2, tok1, tok2 = demo_students(cfg, arith)
     w1 = cfg.student1.max_positions
     for row in rows:
         q = question_text("arith", row)
