@@ -359,7 +359,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                 if main:
                     mfh.write(json.dumps(rec) + "\n")
                     mfh.flush()
-                    bar.set_postfix(loss=f"{rec['loss']:.4f}")
+                    # the students' losses (the total also holds the router's cost, which can be < 0)
+                    bar.set_postfix({k: f"{rec[k]:.4f}" for k in ("loss_s1", "loss_s2") if k in rec} or
+                                    {"loss": f"{rec['loss']:.4f}"})
                 if cfg.report_to != "none":
                     accelerator.log({k: v for k, v in rec.items() if k != "step"}, step=progress.global_step)
             acc = {}
