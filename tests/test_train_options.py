@@ -190,3 +190,34 @@ def test_gradient_checkpointing_same_losses_as_without(tmp_path, tiny_qwen2, tin
     a, b = _saved(tmp_path / "plain" / "student1"), _saved(tmp_path / "gc" / "student1")
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-6)
+
+
+def test_report_to_tensorboard_logs_the_metrics(tmp_path, tiny_llama, tiny_qwen2, tiny_train_data, run_train):
+    """``--report_to tensorboard`` goes through Accelerate's tracker: the event file holds the same
+    per-step student losses as ``metrics.jsonl``."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = _cfg(tmp_path / "tb", tiny_train_data, tiny_llama, tiny_qwen2, "--report_to", "tensorboard",
+               "--log_every", "1")
+    run_train(cfg)
+    events = sorted((tmp_path / "tb" / "distill").glob("events.out.tfevents.*"))  # the run's scalars
+    assert events, list((tmp_path / "tb").rglob("*"))
+    acc = EventAccumulator(str(events[0].parent))
+    acc.Reload()
+    logged = [json.loads(line) for line in (tmp_path / "tb" / "metrics.jsonl").read_text().splitlines()]
+    for key in ("loss_s1", "loss_s2"):
+        scalars = acc.Scalars(key)
+        assert [s.step for s in scalars] == [m["step"] for m in logged]
+        assert [s.value for s in scalars] == pytest.approx([m[key] for m in logged], rel=1e-5)
+
+
+def test_report_to_without_the_package_is_one_line_error(tmp_path, tiny_llama, tiny_train_data, monkeypatch):
+    import importlib.util
+
+    from distill.train.engine import make_accelerator
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
+    cfg = _cfg(tmp_path, tiny_train_data, tiny_llama, None, "--report_to", "wandb")
+    with pytest.raises(ConfigError, match=r"^--report_to wandb needs the wandb package .*--report_to none$"):
+        make_accelerator(cfg)

@@ -125,6 +125,13 @@ def make_accelerator(cfg: TrainConfig):
     if cfg.precision != "auto":
         kwargs["mixed_precision"] = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[cfg.precision]
     if cfg.report_to != "none":
+        # Accelerate drops a tracker whose package is missing with only a warning: say so up front.
+        import importlib.util
+
+        needs = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",)}[cfg.report_to]
+        if not any(importlib.util.find_spec(m) for m in needs):
+            raise ConfigError(f"--report_to {cfg.report_to} needs the {needs[0]} package "
+                              f"(pip install 'distill[{cfg.report_to}]'), or pass --report_to none")
         kwargs["log_with"] = cfg.report_to
         kwargs["project_dir"] = cfg.outdir
     try:
