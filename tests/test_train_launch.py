@@ -32,6 +32,8 @@ def _check_run(outdir, models):
 
     summary = json.loads((outdir / "train_summary.json").read_text())
     assert summary["world"] == 2 and summary["steps"] == 4  # 16 paths / (bs 2 x 2 ranks)
+    assert 0.1 < summary["peak_rss_gib"] < 24 and "peak_gpu_mem_gib" not in summary  # max over both ranks, CPU run
+    assert summary["tokens_per_s"] > 0
     logs = [json.loads(l) for l in (outdir / "router_logs_epoch1.jsonl").read_text().splitlines()]
     assert len(logs) == 16 and len({(r["id"], r["path_idx"]) for r in logs}) == 16  # gathered from both ranks
     m = json.loads((outdir / "eval" / "metrics.json").read_text())

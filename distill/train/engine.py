@@ -196,6 +196,28 @@ def _param_groups(model, cfg: TrainConfig) -> list[dict[str, Any]]:
     return groups
 
 
+def peak_memory_gib(accelerator) -> dict[str, float]:
+    """Peak memory over all processes, in GiB: the resident set (CPU) and, on CUDA, the allocator's peak.
+
+    Why: machines are sized by the worst rank, so this is the number a user needs to pick a GPU or
+    decide on ``--load_in_4bit`` / ZeRO; it lands in ``train_summary.json`` next to tokens/s.
+    """
+    import resource
+
+    import torch
+
+    vals = [resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20]  # ru_maxrss is KiB on Linux
+    on_cuda = accelerator.device.type == "cuda"
+    if on_cuda:
+        vals.append(torch.cuda.max_memory_allocated(accelerator.device) / 2**30)
+    peak = accelerator.gather(torch.tensor([vals], dtype=torch.float64, device=accelerator.device))
+    peak = peak.view(-1, len(vals)).max(dim=0).values.tolist()
+    out = {"peak_rss_gib": round(peak[0], 3)}
+    if on_cuda:
+        out["peak_gpu_mem_gib"] = round(peak[1], 3)
+    return out
+
+
 def save_adapters(accelerator, model, tokenizers: dict[str, Any], outdir: Path) -> None:
     """Each student's PEFT adapter + tokenizer under ``outdir/student{k}`` (full weights gathered
     from ZeRO-3 shards first; every rank must call this)."""
@@ -400,6 +422,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     if len(step_times) > 1:
         summary["mean_step_time_s"] = sum(step_times[1:]) / (len(step_times) - 1)
         summary["tokens_per_s"] = tokens_done * world / max(1e-9, sum(step_times))
+    summary.update(peak_memory_gib(accelerator))  # training's peak (evaluation below is not counted)
     if cfg.eval_at_end:
         from distill.students.data import load_test_rows
         from distill.students.evaluate import evaluate
