@@ -3,9 +3,14 @@
 Student 1 gets a 144-token left-truncating window, so the long ``tot`` paths lose their question
 and the story they restate becomes unpredictable for it; student 2 sees everything. After
 training, ``distill posrate --log_dir RUN --json`` must show >= 80% of ``tot`` paths routed to
-student 2 in the last epoch, while the other styles stay mixed (each student still gets a real
-share of them). Measured (400 train, 4 epochs, ~2 min): last epoch tot -> student 2 95.3%
-(student 1 5.7%); the other styles 73-95% to student 1 and 57-72% to student 2.
+student 2 in the last epoch, while the other styles stay mixed: student 1 keeps most of each of
+them (they are learnable for it) and student 2 still gets a real share of them overall.
+
+Run with two data seeds, at the probe config's 6 epochs. Measured (400 train, ~2.3 min each):
+last epoch ``tot`` -> student 2 100% (student 1 0%) for data seeds 0, 1 and 2; other styles 83-100%
+to student 1 and 43-55% (overall) to student 2. At 4 epochs data seed 1 failed (tot -> student 2
+74%): the cosine schedule ended before student 1 had learned the short styles well enough for
+its loss on the truncated ``tot`` paths to stand out.
 """
 
 from __future__ import annotations
@@ -47,17 +52,23 @@ def test_probe_window_really_cuts_tot_only(tmp_path, demo_students):
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_router_sends_unlearnable_style_to_student2(tmp_path):
+@pytest.mark.parametrize("data_seed", [0, 1])
+def test_router_sends_unlearnable_style_to_student2(tmp_path, data_seed):
     out = tmp_path / "probe"
     proc = subprocess.run([sys.executable, "-m", "distill.cli", "demo", "--probe", "--outdir", str(out),
-                           "--n_train", "400", "--n_test", "20", "--epochs", "4", "--no_plot"],
+                           "--n_train", "400", "--n_test", "20", "--seed", str(data_seed), "--no_plot"],
                           capture_output=True, text=True, timeout=580)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     pr = subprocess.run([sys.executable, "-m", "distill.cli", "posrate", "--log_dir", str(out / "run"), "--json"],
                         capture_output=True, text=True)
     assert pr.returncode == 0, pr.stderr
     rates = json.loads(pr.stdout)
-    last = rates["per_epoch"][str(max(int(e) for e in rates["per_epoch"]))]
-    assert last["tot"]["student2"] >= 0.8, last
-    for style in ("cot", "program", "knowledge", "fwd_bwd"):
-        assert 0.1 <= last[style]["student1"] and 0.1 <= last[style]["student2"], (style, last[style])
+    assert len(rates["per_epoch"]) == 6  # the probe config's epochs
+    last = rates["per_epoch"]["6"]
+    assert last["tot"]["student2"] >= 0.8 and last["tot"]["student1"] <= 0.2, last["tot"]
+    others = ("cot", "program", "knowledge", "fwd_bwd")
+    for style in others:  # learnable for student 1: it keeps most of them, unlike tot
+        assert last[style]["student1"] >= 0.5, (style, last[style])
+    n = sum(last[s]["count"] for s in others)
+    share2 = sum(last[s]["student2"] * last[s]["count"] for s in others) / n
+    assert share2 >= 0.25, f"student 2 starved of the other styles ({share2:.2f}): {last}"
