@@ -19,7 +19,10 @@ harness on CPU (``DS_ACCELERATOR=cpu``, bitsandbytes' CPU backend) so it can be 
     .venv/bin/python bench/bench_qlora_zero2.py --size 0.5b --steps 2 --bs 2  # 0.5B on CPU (~2.5 min)
 
 Measured on this project's 2-core CPU machine (no GPU): the 0.5B shape (2 x 494M parameters, NF4 via
-bitsandbytes' CPU backend) ran 2 steps of bs 2 at 40 tokens/s, 30 s/step, peak RSS 13.9 GiB.
+bitsandbytes' CPU backend, fp32 compute) ran 2 steps of bs 2 at 34-40 tokens/s, 30-36 s/step, peak RSS
+13.9-14.1 GiB; with --gradient_checkpointing 35 tokens/s, 38 s/step, peak RSS 5.6 GiB. The peak is
+activations, not weights (one student loaded: 1.4 GiB; its forward on 2 x 372 tokens: +4.7 GiB):
+both students' activations live until the step's single backward.
 
 Exits 1 if the launch fails or the run reports no throughput.
 """
