@@ -80,6 +80,7 @@ def make_shaped_student(out: Path, arch: str, shape: dict, corpus: list[str]) ->
 
 def write_paths(root: Path, n_rows: int) -> tuple[Path, Path, list[str]]:
     """Verified paths (every scripted style, all correct) beside their source rows, and test rows."""
+    from distill.data.jsonl import atomic_write_jsonl, correct_only, correct_path
     from distill.demo.synthetic import ArithConfig, write_splits
     from distill.demo.teacher import STYLES, ScriptedBackend
 
@@ -90,12 +91,11 @@ def write_paths(root: Path, n_rows: int) -> tuple[Path, Path, list[str]]:
     for r in rows:
         responses = [teacher.answer(r, s) for s in STYLES]
         corpus += [r["question"], *responses]
-        out.append({"id": r["id"], "gold_answer": r["gold_answer"], "styles": list(STYLES),
-                    "path_idx": list(range(len(STYLES))), "prompts": [""] * len(STYLES),
-                    "responses": responses, "preds": [r["gold_answer"]] * len(STYLES),
-                    "correct_flags": [True] * len(STYLES)})
-    train = splits["train"].with_name(splits["train"].stem + ".correct.jsonl")  # beside its source rows
-    train.write_text("".join(json.dumps(o) + "\n" for o in out))
+        enriched = {**r, "styles": list(STYLES), "prompts": [""] * len(STYLES), "responses": responses,
+                    "preds": [r["gold_answer"]] * len(STYLES), "correct_flags": [True] * len(STYLES)}
+        out.append(correct_only(enriched))
+    train = correct_path(splits["train"])
+    atomic_write_jsonl(train, out)
     return train, splits["test"], corpus
 
 
