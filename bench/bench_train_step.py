@@ -34,10 +34,10 @@ def bench(size: dict, bs: int, steps: int, tmp: Path) -> tuple[float, float]:
     tag = "_".join(f"{k}{v}" for k, v in size.items())
     p1 = make_tiny_student(tmp / f"l_{tag}", "llama", **size)
     p2 = make_tiny_student(tmp / f"q_{tag}", "qwen2", **size)
-    cfg = TrainConfig(task="arith", model1=str(p1), model2=str(p2), lora_r=8)
+    cfg = TrainConfig.from_flat(task="arith", model1=str(p1), model2=str(p2), lora_r=8)
     torch.manual_seed(0)
-    s1, t1 = load_student(str(p1), cfg)
-    s2, t2 = load_student(str(p2), cfg)
+    s1, t1 = load_student(str(p1), cfg.students, cfg.lora)
+    s2, t2 = load_student(str(p2), cfg.students, cfg.lora)
     corpus = default_corpus(40)
     exs = [{"id": str(i), "path_idx": 0, "style": "cot", "correct": True, "question_text": corpus[2 * i],
             "response": corpus[2 * i + 1]} for i in range(bs)]
@@ -50,7 +50,7 @@ def bench(size: dict, bs: int, steps: int, tmp: Path) -> tuple[float, float]:
     for i in range(steps + 2):
         t0 = time.perf_counter()
         out = model(batch)
-        out["loss"].backward()
+        out.loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
         if i >= 2:  # warm-up excluded

@@ -17,7 +17,7 @@ def _cfg(m1, m2, **kw):
 
     base = dict(task="arith", model1=str(m1), model2=str(m2), lora_dropout=0.0, lora_r=4, eval_at_end=False)
     base.update(kw)
-    return TrainConfig(**base)
+    return TrainConfig.from_flat(**base)
 
 
 def _examples(n=6):
@@ -40,8 +40,8 @@ def parts(tiny_llama, tiny_qwen2, tmp_path_factory):
 
     cfg = _cfg(tiny_llama, tiny_qwen2)
     torch.manual_seed(0)
-    s1, t1 = load_student(str(tiny_llama), cfg)
-    s2, t2 = load_student(str(tiny_qwen2), cfg, flag="--model2")
+    s1, t1 = load_student(str(tiny_llama), cfg.students, cfg.lora)
+    s2, t2 = load_student(str(tiny_qwen2), cfg.students, cfg.lora, flag="--model2")
     ds = PathDataset(_examples(), {"s1": t1, "s2": t2}, {"s1": 256, "s2": 256})
     emb = PathEmbedder("minilm", tmp_path_factory.mktemp("emb")).embed(
         [path_text(e["question_text"], e["response"]) for e in ds.examples])
@@ -56,8 +56,8 @@ def _mixture(parts, **kw):
     make, s1, s2, t1, t2, ds = parts
     cfg = make(**kw)
     torch.manual_seed(1)
-    router = build_router(cfg, ds.route_emb.shape[1])
-    peer = build_peer(cfg, s1, s2, t1, t2)
+    router = build_router(cfg.router, ds.route_emb.shape[1])
+    peer = build_peer(cfg.peer, s1, s2, t1, t2)
     return MixtureModel(s1, s2, router, peer).train()
 
 
@@ -81,31 +81,31 @@ def test_router_and_peer_learn_through_the_mixture(parts):
     for step in range(3):
         model.zero_grad()
         out = model(batch)
-        out["loss"].backward()
+        out.loss.backward()
         if step == 0:
-            assert out["logs"]["peer_pairs"] > 0
+            assert out.logs["peer_pairs"] > 0
             for n, p in watched.items():
                 assert p.grad is not None and p.grad.abs().sum() > 0, f"{n} got no gradient"
         opt.step()
     for n, p in watched.items():
         assert not torch.equal(before[n], p), f"{n} did not change"
-    assert out["route"].shape == (len(ds),) and out["route_probs"].shape == (len(ds), 3)
+    assert out.route.shape == (len(ds),) and out.route_probs.shape == (len(ds), 3)
 
 
 def test_router_gradient_comes_from_the_student_losses(parts):
     """No balance term, no peer: the router's gradient is exactly that of the expected routing cost
     of the students' own per-path losses, it is non-zero, and the students' losses do not send
     gradient into the router any other way."""
-    from distill.router.router import expected_cost, routing_cost
+    from distill.losses import expected_cost, routing_cost
 
     *_, ds = parts
     model = _mixture(parts, routing="learned", use_kl=False, balance_weight=0.0)
     batch = ds.collate(list(range(len(ds))))
     out = model(batch)
     params = list(model.router.parameters())
-    g = torch.autograd.grad(out["loss"], params, retain_graph=True)
+    g = torch.autograd.grad(out.loss, params, retain_graph=True)
     assert all(x.abs().sum() > 0 for x in g)
-    want = torch.autograd.grad(expected_cost(out["route_probs"], routing_cost(out["nll1"], out["nll2"])), params)
+    want = torch.autograd.grad(expected_cost(out.route_probs, routing_cost(out.nll1, out.nll2)), params)
     for a, b in zip(g, want):
         torch.testing.assert_close(a, b)
 
@@ -119,10 +119,10 @@ def test_path_routed_to_one_student_gives_no_gradient_in_the_other(parts):
     assert set(routes) == {1, 2, 3}, routes  # this seed exercises all three cases
     # student 2's gradient with the s1-only paths in the batch == without them
     model.zero_grad()
-    model(ds.collate(idx))["loss"].backward()
+    model(ds.collate(idx)).loss.backward()
     g_all = _grads(model.student2)
     model.zero_grad()
-    model(ds.collate([i for i in idx if routes[i] != 1]))["loss"].backward()
+    model(ds.collate([i for i in idx if routes[i] != 1])).loss.backward()
     g_sub = _grads(model.student2)
     assert any(v.abs().sum() > 0 for v in g_all.values())
     for n in g_all:
@@ -131,10 +131,10 @@ def test_path_routed_to_one_student_gives_no_gradient_in_the_other(parts):
     model.zero_grad()
     only1 = [i for i in idx if routes[i] == 1]
     out = model(ds.collate(only1))
-    out["loss"].backward()
+    out.loss.backward()
     assert all(v.abs().sum() == 0 for v in _grads(model.student2).values())
     assert any(v.abs().sum() > 0 for v in _grads(model.student1).values())
-    assert out["logs"]["peer_co_routed"] == 0
+    assert out.logs["peer_co_routed"] == 0
 
 
 def test_routing_all_and_no_kl_reproduce_the_plain_engine(parts):
@@ -146,7 +146,7 @@ def test_routing_all_and_no_kl_reproduce_the_plain_engine(parts):
     batch = ds.collate(list(range(len(ds))))
     model.zero_grad()
     out = model(batch)
-    out["loss"].backward()
+    out.loss.backward()
     g_mix = {**_grads(model.student1), **{"2." + k: v for k, v in _grads(model.student2).items()}}
     # the plain objective: each student's mean NLL over every path
     model.zero_grad()
@@ -154,8 +154,8 @@ def test_routing_all_and_no_kl_reproduce_the_plain_engine(parts):
                                 batch[k]["labels"]).mean() for s, k in ((s1, "s1"), (s2, "s2")))
     plain.backward()
     g_plain = {**_grads(model.student1), **{"2." + k: v for k, v in _grads(model.student2).items()}}
-    assert out["loss"].item() == pytest.approx(plain.item(), rel=1e-6)
-    assert (out["route"] == 3).all()
+    assert out.loss.item() == pytest.approx(plain.item(), rel=1e-6)
+    assert (out.route == 3).all()
     for n in g_mix:
         assert torch.equal(g_mix[n], g_plain[n]), n
 

@@ -3,14 +3,15 @@ ensemble-weight network and projections, co-routing, mode selection and the thre
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 
 import pytest
 import torch
 
 from distill.errors import ConfigError
+from distill.losses import IGNORE_INDEX
 from distill.peer.align import align_spans, aligned_positions
 from distill.peer.build import build_peer, same_vocabulary
+from distill.train.config import PeerConfig
 
 RESPONSES = [
     "Ann starts with 12 apples. After buying 30, Ann has 12 + 30 = 42. The answer is \\boxed{42}.",
@@ -77,8 +78,8 @@ def test_cross_tokenizer_alignment_maps_identical_characters(llama_qwen):
         not_by_index = False
         for b, (p1, p2) in enumerate(pos):
             resp = RESPONSES[b]
-            first1 = int((s1["labels"][b] != -100).nonzero()[0])
-            first2 = int((s2["labels"][b] != -100).nonzero()[0])
+            first1 = int((s1["labels"][b] != IGNORE_INDEX).nonzero()[0])
+            first2 = int((s2["labels"][b] != IGNORE_INDEX).nonzero()[0])
             assert len(p1) >= 5, "real tokenizations share many boundaries"
             for a, c in zip(p1, p2):
                 # the response text each student has read up to (and including) the aligned token
@@ -96,18 +97,18 @@ def test_cross_tokenizer_alignment_maps_identical_characters(llama_qwen):
 
 def test_hidden_peer_trains_weight_net_and_projections(llama_qwen):
     m1, t1, m2, t2 = llama_qwen
-    cfg = SimpleNamespace(use_kl=True, peer_loss="auto", kl_weight=1.0, peer_temperature=2.0)
+    cfg = PeerConfig(mode="auto", weight=1.0, temperature=2.0)
     peer = build_peer(cfg, m1, m2, t1, t2)
     assert peer.mode == "hidden", "different vocabularies -> hidden-state distillation"
     batch = _batch(t1, t2)
     before = {n: p.detach().clone() for n, p in peer.named_parameters()}
-    s_before = m2.lm_head.weight.detach().clone() if hasattr(m2, "lm_head") else None
+    s_before = m2.lm_head.weight.detach().clone()  # Qwen2ForCausalLM: always has an lm_head
     opt = torch.optim.Adam(list(peer.parameters()), lr=1e-2)
     mask = torch.ones(3, 2)
     losses = []
     for step in range(4):
         out = peer(_run(m1, batch["s1"]), _run(m2, batch["s2"]), batch, mask)
-        loss = out["loss"]
+        loss = out.loss
         opt.zero_grad()
         m1.zero_grad()
         m2.zero_grad()
@@ -120,12 +121,12 @@ def test_hidden_peer_trains_weight_net_and_projections(llama_qwen):
             g1 = m1.model.layers[-1].mlp.down_proj.weight.grad
             g2 = m2.model.layers[-1].mlp.down_proj.weight.grad
             assert g1.abs().sum() > 0 and g2.abs().sum() > 0
-            assert out["logs"]["pairs"] >= 15 and out["logs"]["co_routed"] == 3
+            assert out.logs["pairs"] >= 15 and out.logs["co_routed"] == 3
         opt.step()
         losses.append(float(loss.detach()))
     for n, p in peer.named_parameters():
         assert not torch.equal(before[n], p), f"{n} did not change"
-    assert s_before is None or torch.equal(s_before, m2.lm_head.weight), "only the peer optimizer stepped"
+    assert torch.equal(s_before, m2.lm_head.weight), "only the peer optimizer stepped"
 
 
 def test_weight_net_learns_to_favour_the_better_student(tiny_llama, llama_qwen):
@@ -147,14 +148,14 @@ def test_weight_net_learns_to_favour_the_better_student(tiny_llama, llama_qwen):
             opt1.zero_grad()
             nll.mean().backward()
             opt1.step()
-        peer = build_peer(SimpleNamespace(use_kl=True, peer_loss="auto", kl_weight=1.0), m1, m2, t1, t2)
+        peer = build_peer(PeerConfig(mode="auto", weight=1.0), m1, m2, t1, t2)
         assert peer.mode == mode
         with torch.no_grad():
             o1, o2 = _run(m1, batch["s1"]), _run(m2, batch["s2"])
         w0 = peer.ensemble_weights(o1, o2, batch)[:, 0].mean().item()
         opt = torch.optim.Adam(peer.weight_net.parameters(), lr=2e-2)
         for _ in range(30):
-            loss = peer(o1, o2, batch, torch.ones(3, 2))["loss"]
+            loss = peer(o1, o2, batch, torch.ones(3, 2)).loss
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -166,7 +167,7 @@ def test_kl_peer_pulls_students_together(tiny_llama):
     m1, t1 = _load(tiny_llama)
     m2, t2 = _load(tiny_llama, seed=3)
     assert same_vocabulary(m1, m2, t1, t2)
-    peer = build_peer(SimpleNamespace(use_kl=True, peer_loss="auto", kl_weight=1.0, peer_temperature=1.0),
+    peer = build_peer(PeerConfig(mode="auto", weight=1.0, temperature=1.0),
                       m1, m2, t1, t2)
     assert peer.mode == "kl"
     batch = _batch(t1, t2)
@@ -174,7 +175,7 @@ def test_kl_peer_pulls_students_together(tiny_llama):
     def divergence():
         with torch.no_grad():
             l1, l2 = _run(m1, batch["s1"]).logits, _run(m2, batch["s2"]).logits
-        keep = batch["s1"]["labels"][:, 1:] != -100
+        keep = batch["s1"]["labels"][:, 1:] != IGNORE_INDEX
         p1 = l1[:, :-1][keep].log_softmax(-1)
         p2 = l2[:, :-1][keep].log_softmax(-1)
         return float((p1.exp() * (p1 - p2)).sum(-1).mean())
@@ -182,7 +183,7 @@ def test_kl_peer_pulls_students_together(tiny_llama):
     d0 = divergence()
     opt = torch.optim.Adam(list(m1.parameters()) + list(m2.parameters()), lr=2e-3)
     for _ in range(8):
-        loss = peer(_run(m1, batch["s1"]), _run(m2, batch["s2"]), batch, torch.ones(3, 2))["loss"]
+        loss = peer(_run(m1, batch["s1"]), _run(m2, batch["s2"]), batch, torch.ones(3, 2)).loss
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -192,22 +193,22 @@ def test_kl_peer_pulls_students_together(tiny_llama):
 def test_only_co_routed_paths_contribute(llama_qwen):
     m1, t1, m2, t2 = llama_qwen
     torch.manual_seed(0)
-    peer = build_peer(SimpleNamespace(use_kl=True, peer_loss="uld", kl_weight=1.0), m1, m2, t1, t2)
+    peer = build_peer(PeerConfig(mode="uld", weight=1.0), m1, m2, t1, t2)
     batch = _batch(t1, t2)
     with torch.no_grad():
         o1, o2 = _run(m1, batch["s1"]), _run(m2, batch["s2"])
     mask = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
-    full = peer(o1, o2, batch, mask)["loss"]
+    full = peer(o1, o2, batch, mask).loss
     one = _batch(t1, t2, _examples()[1:2])
     with torch.no_grad():
         q1, q2 = _run(m1, one["s1"]), _run(m2, one["s2"])
-    alone = peer(q1, q2, one, torch.ones(1, 2))["loss"]
+    alone = peer(q1, q2, one, torch.ones(1, 2)).loss
     assert full.item() == pytest.approx(alone.item(), rel=1e-4, abs=1e-6)
     assert full.item() > 0
     # nobody co-routed: zero loss, zero gradient to the students
     m1.zero_grad()
     o1 = _run(m1, batch["s1"])
-    none = peer(o1, o2, batch, torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]]))["loss"]
+    none = peer(o1, o2, batch, torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])).loss
     none.backward()
     assert none.item() == 0.0
     assert all(p.grad is None or p.grad.abs().sum() == 0 for p in m1.parameters())
@@ -215,26 +216,26 @@ def test_only_co_routed_paths_contribute(llama_qwen):
 
 def test_uld_peer_reaches_both_students(llama_qwen):
     m1, t1, m2, t2 = llama_qwen
-    peer = build_peer(SimpleNamespace(use_kl=True, peer_loss="uld", kl_weight=1.0), m1, m2, t1, t2)
+    peer = build_peer(PeerConfig(mode="uld", weight=1.0), m1, m2, t1, t2)
     assert peer.mode == "uld" and not hasattr(peer, "proj1")
     batch = _batch(t1, t2)
     m1.zero_grad()
     m2.zero_grad()
     out = peer(_run(m1, batch["s1"]), _run(m2, batch["s2"]), batch, torch.ones(3, 2))
-    out["loss"].backward()
-    assert out["logs"]["pairs"] >= 15
+    out.loss.backward()
+    assert out.logs["pairs"] >= 15
     assert m1.lm_head.weight.grad.abs().sum() > 0 and m2.model.embed_tokens.weight.grad.abs().sum() > 0
 
 
 def test_build_peer_modes(tiny_llama, llama_qwen):
     m1, t1, m2, t2 = llama_qwen
-    assert build_peer(SimpleNamespace(use_kl=False), m1, m2, t1, t2) is None
+    assert build_peer(PeerConfig(mode="none"), m1, m2, t1, t2) is None
     with pytest.raises(ConfigError, match="share one vocabulary"):
-        build_peer(SimpleNamespace(use_kl=True, peer_loss="kl"), m1, m2, t1, t2)
-    with pytest.raises(ConfigError, match="peer_loss"):
-        build_peer(SimpleNamespace(use_kl=True, peer_loss="magic"), m1, m2, t1, t2)
-    with pytest.raises(ConfigError, match="kl_weight"):
-        build_peer(SimpleNamespace(use_kl=True, kl_weight=-1.0), m1, m2, t1, t2)
+        build_peer(PeerConfig(mode="kl"), m1, m2, t1, t2)
+    with pytest.raises(ConfigError, match="--peer must be one of"):
+        PeerConfig(mode="magic")
+    with pytest.raises(ConfigError, match="--peer_weight"):
+        PeerConfig(weight=-1.0)
     a, ta = _load(tiny_llama)
-    assert build_peer(SimpleNamespace(use_kl=True, peer_loss="hidden"), a, a, ta, ta).mode == "hidden"
+    assert build_peer(PeerConfig(mode="hidden"), a, a, ta, ta).mode == "hidden"
     assert not same_vocabulary(m1, m2, t1, t2)

@@ -4,14 +4,15 @@ best, a balance term, temperature annealing, the random ablation, and the cached
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
 
 import pytest
 import torch
 
 from distill.errors import ConfigError
+from distill.losses import balance_loss, routing_cost
 from distill.router.build import build_router
-from distill.router.router import CoTRouter, RandomRouter, balance_loss, routing_cost
+from distill.train.config import RouterConfig
+from distill.router.router import CoTRouter, RandomRouter
 
 
 def test_forward_is_hard_and_consistent():
@@ -118,15 +119,15 @@ def test_random_router_is_fixed_per_path_and_balanced():
 
 
 def test_build_router_modes():
-    cfg = SimpleNamespace(routing="learned", gumbel_tau=1.0, gumbel_tau_min=0.1, balance_weight=0.2)
+    cfg = RouterConfig(routing="learned", gumbel_tau=1.0, gumbel_tau_min=0.1, balance_weight=0.2)
     r = build_router(cfg, 384)
     assert isinstance(r, CoTRouter) and r.balance_weight == 0.2 and r.net[0].in_features == 384
-    assert build_router(SimpleNamespace(routing="all"), 384) is None
-    assert isinstance(build_router(SimpleNamespace(routing="random"), 384), RandomRouter)
-    with pytest.raises(ConfigError, match="routing must be one of"):
-        build_router(SimpleNamespace(routing="smart"), 384)
+    assert build_router(RouterConfig(routing="all"), 384) is None
+    assert isinstance(build_router(RouterConfig(routing="random"), 384), RandomRouter)
+    with pytest.raises(ConfigError, match="--routing must be one of"):
+        RouterConfig(routing="smart")
     with pytest.raises(ConfigError, match="gumbel_tau_min"):
-        build_router(SimpleNamespace(routing="learned", gumbel_tau=0.1, gumbel_tau_min=0.5), 384)
+        RouterConfig(routing="learned", gumbel_tau=0.1, gumbel_tau_min=0.5)
 
 
 def test_path_embedder_minilm_cache(tmp_path):

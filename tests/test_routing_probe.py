@@ -26,6 +26,7 @@ def test_probe_window_really_cuts_tot_only(tmp_path, demo_students):
     """The probe's premise, checked on real tokenizers: short styles fit student 1's window, tot does not."""
     from distill.demo.pipeline import probe_config
     from distill.demo.synthetic import ArithConfig
+    from distill.losses import IGNORE_INDEX
     from distill.students.data import encode_path, question_text
 
     cfg = probe_config(outdir=str(tmp_path))
@@ -38,8 +39,8 @@ def test_probe_window_really_cuts_tot_only(tmp_path, demo_students):
             resp = teacher.answer(row, style)
             e1 = encode_path(tok1, q, resp, w1)
             e2 = encode_path(tok2, q, resp, cfg.student2.max_positions)
-            prompt_kept1 = sum(1 for l in e1["labels"] if l == -100)
-            assert all(l != -100 for l in e2["labels"][-3:]) and e2["labels"][0] == -100  # s2: whole path
+            prompt_kept1 = sum(1 for l in e1["labels"] if l == IGNORE_INDEX)
+            assert all(l != IGNORE_INDEX for l in e2["labels"][-3:]) and e2["labels"][0] == IGNORE_INDEX  # s2: whole path
             if style == "tot":
                 # The question is cut off (only the prompt's fixed tail may remain); tot itself
                 # restates the story but never the final "How many ...?" sentence.

@@ -21,6 +21,8 @@ from collections.abc import Sequence
 
 import torch
 
+from distill.losses import IGNORE_INDEX
+
 Span = tuple[int, int]
 ALIGN_KEYS = ("end", "start", "span")
 
@@ -58,14 +60,14 @@ def align_spans(spans1: Sequence[Span], spans2: Sequence[Span], key: str = "end"
 
 
 def completion_spans(labels: torch.Tensor, offsets: torch.Tensor | Sequence) -> list[tuple[list[int], list[Span]]]:
-    """Per example: the positions of completion tokens (``labels != -100``) and their spans.
+    """Per example: the positions of completion tokens (``labels != IGNORE_INDEX``) and their spans.
 
     ``offsets`` is either ``[B, L, 2]`` aligned with ``input_ids`` (spans of non-completion tokens
     are ignored) or, per example, a list with one ``(start, end)`` per completion token in order.
     """
     out = []
     for b in range(labels.shape[0]):
-        pos = torch.nonzero(labels[b] != -100, as_tuple=False).flatten().tolist()
+        pos = torch.nonzero(labels[b] != IGNORE_INDEX, as_tuple=False).flatten().tolist()
         off = offsets[b]
         if isinstance(off, torch.Tensor):
             off = off.tolist()

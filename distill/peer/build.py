@@ -1,20 +1,23 @@
 """``build_peer(cfg, student1, student2, tok1, tok2)``: the engine's entry point into peer teaching.
 
-``cfg`` fields used: ``use_kl`` (off -> ``None``: no collaboration ablation), ``peer_loss``
-(``auto`` | ``kl`` | ``uld`` | ``hidden``), ``kl_weight``, ``peer_temperature`` and optionally
-``peer_dim``. ``auto`` compares the *vocabularies* (token -> id maps) and the models' output sizes,
+``cfg`` is the run's validated :class:`~distill.train.config.PeerConfig`: ``mode`` (``none`` -> no
+peer module: the no-collaboration ablation; ``auto`` | ``kl`` | ``uld`` | ``hidden``), ``weight``,
+``temperature`` and ``dim`` (ranges were checked when it was built). ``auto`` compares the *vocabularies* (token -> id maps) and the models' output sizes,
 never the model names: two checkpoints with different names can share a tokenizer, and two with
 the same family name can differ.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
 from distill.errors import ConfigError
 from distill.peer.module import PEER_MODES, PeerTeacher
+
+if TYPE_CHECKING:
+    from distill.train.config import PeerConfig
 
 
 def _config(model: nn.Module):
@@ -38,28 +41,21 @@ def same_vocabulary(student1: nn.Module, student2: nn.Module, tok1: Any, tok2: A
 def resolve_peer_mode(requested: str, student1, student2, tok1, tok2) -> str:
     """``auto`` -> ``kl`` for identical vocabularies, else ``hidden``; ``kl`` is refused across vocabularies."""
     if requested not in ("auto",) + PEER_MODES:
-        raise ConfigError(f"peer_loss must be one of auto, {', '.join(PEER_MODES)}, got {requested!r}")
+        raise ConfigError(f"--peer must be one of auto, {', '.join(PEER_MODES)}, none; got {requested!r}")
     same = same_vocabulary(student1, student2, tok1, tok2)
     if requested == "auto":
         return "kl" if same else "hidden"
     if requested == "kl" and not same:
-        raise ConfigError("peer_loss=kl needs both students to share one vocabulary; these differ: "
-                          "use --peer_loss hidden or uld (or auto)")
+        raise ConfigError("--peer kl needs both students to share one vocabulary; these differ: "
+                          "use --peer hidden or uld (or auto)")
     return requested
 
 
-def build_peer(cfg: Any, student1: nn.Module, student2: nn.Module, tok1: Any, tok2: Any) -> nn.Module | None:
-    """``None`` when ``use_kl`` is off, else a :class:`PeerTeacher` for the resolved mode."""
-    if not getattr(cfg, "use_kl", False):
+def build_peer(cfg: "PeerConfig", student1: nn.Module, student2: nn.Module, tok1: Any, tok2: Any) -> PeerTeacher | None:
+    """``None`` when ``cfg.mode`` is ``none``, else a :class:`PeerTeacher` for the resolved mode."""
+    if cfg.mode == "none":
         return None
-    mode = resolve_peer_mode(getattr(cfg, "peer_loss", "auto"), student1, student2, tok1, tok2)
-    kl_weight = float(getattr(cfg, "kl_weight", 1.0))
-    temperature = float(getattr(cfg, "peer_temperature", 1.0))
-    if kl_weight < 0:
-        raise ConfigError(f"kl_weight must be >= 0, got {kl_weight}")
-    if temperature <= 0:
-        raise ConfigError(f"peer_temperature must be > 0, got {temperature}")
+    mode = resolve_peer_mode(cfg.mode, student1, student2, tok1, tok2)
     h1 = int(_config(student1).hidden_size)
     h2 = int(_config(student2).hidden_size)
-    return PeerTeacher(mode, h1, h2, kl_weight=kl_weight, temperature=temperature,
-                       dim=int(getattr(cfg, "peer_dim", 64) or 64))
+    return PeerTeacher(mode, h1, h2, kl_weight=cfg.weight, temperature=cfg.temperature, dim=cfg.dim)

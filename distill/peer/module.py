@@ -1,6 +1,6 @@
 """Peer teaching: each student learns from a learned, per-sample weighted ensemble of both.
 
-``PeerTeacher(out1, out2, batch, mask) -> {"loss", "logs"}`` is called by the engine's ``MixtureModel`` with the
+``PeerTeacher(out1, out2, batch, mask) -> PeerOutput(loss, logs)`` is called by the engine's ``MixtureModel`` with the
 two students' Hugging Face outputs (``output_hidden_states=True``), the batch and the router mask.
 
 * **Who teaches whom.** Only co-routed paths (``mask[:, 0] == mask[:, 1] == 1``) contribute: a path
@@ -25,52 +25,48 @@ term touches only its own parameters (everything else in it is detached), so it 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 
+from distill.losses import (completion_mask, contrastive_hidden, ensemble_kl, ensemble_nll,
+                            sequence_mixture_nll, sequence_nll, uld_distance)
 from distill.peer.align import aligned_positions
-from distill.peer.losses import (contrastive_hidden, ensemble_kl, ensemble_nll, sequence_mixture_nll,
-                                 uld_distance)
 
 PEER_MODES = ("kl", "hidden", "uld")
 #: which character-offset agreement each mode aligns on (see distill.peer.align)
 ALIGN_KEY = {"kl": "span", "uld": "start", "hidden": "end"}
 
 
-def _completion_mask(labels: torch.Tensor) -> torch.Tensor:
-    return labels != -100
-
-
 def pooled_states(hidden: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean of ``hidden`` [B, L, H] over completion positions (all positions if none), detached."""
-    m = _completion_mask(labels).to(hidden.dtype)
+    m = completion_mask(labels).to(hidden.dtype)
     m = torch.where(m.sum(1, keepdim=True) > 0, m, torch.ones_like(m))
     return ((hidden * m.unsqueeze(-1)).sum(1) / m.sum(1, keepdim=True)).detach().float()
 
 
-@torch.no_grad()
-def sequence_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Summed NLL of the completion tokens per example ([B]); one example at a time to bound memory."""
-    out = []
-    for b in range(labels.shape[0]):
-        lab = labels[b, 1:]
-        keep = lab != -100
-        if not keep.any():
-            out.append(logits.new_zeros((), dtype=torch.float32))
-            continue
-        lg = logits[b, :-1][keep].float()
-        out.append(F.cross_entropy(lg, lab[keep], reduction="sum"))
-    return torch.stack(out)
+@dataclass
+class PeerOutput:
+    """What :meth:`PeerTeacher.forward` returns.
+
+    ``loss``: scalar, ``kl_weight * (student terms) + weight-network loss`` (0 with a graph over
+    every peer parameter when nothing is co-routed or aligned); ``logs``: ``{name: float}``
+    (``co_routed``, ``pairs``, and when pairs exist ``w1``, ``student_loss``, ``weight_loss``),
+    which the engine logs as ``peer_<name>``.
+    """
+
+    loss: Tensor
+    logs: dict[str, float]
 
 
 class PeerTeacher(nn.Module):
     """See the module docstring. ``h1``/``h2``: hidden sizes of the students; ``dim``: shared space.
 
-    ``forward`` returns ``{"loss": scalar, "logs": {name: float}}`` (the engine adds the loss and
-    logs ``peer_*`` metrics: co-routed paths, aligned pairs, mean ensemble weight of student 1).
+    ``forward`` returns a :class:`PeerOutput` (the engine adds the loss and logs ``peer_*``
+    metrics: co-routed paths, aligned pairs, mean ensemble weight of student 1).
     """
 
     #: the engine runs the students with ``output_hidden_states=True`` when this is set
@@ -106,7 +102,7 @@ class PeerTeacher(nn.Module):
         # touches every peer parameter so distributed data parallel always sees them used
         return sum((p.sum() * 0.0 for p in self.parameters()), ref.new_zeros((), dtype=torch.float32))
 
-    def forward(self, out1, out2, batch: dict, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, out1, out2, batch: dict, mask: torch.Tensor | None = None) -> PeerOutput:
         s1, s2 = batch["s1"], batch["s2"]
         logits1 = out1.logits
         zero = self._zero(logits1)
@@ -115,7 +111,7 @@ class PeerTeacher(nn.Module):
             (mask.detach()[:, 0] > 0.5) & (mask.detach()[:, 1] > 0.5)
         self.last_stats = {"co_routed": float(co.sum()), "pairs": 0.0}
         if not co.any():
-            return {"loss": zero, "logs": dict(self.last_stats)}
+            return PeerOutput(loss=zero, logs=dict(self.last_stats))
         w = self.ensemble_weights(out1, out2, batch)  # [B, 2]
         idx = torch.nonzero(co).flatten().tolist()
         pos = aligned_positions(s1["labels"][idx].cpu(), [s1["offsets"][i] for i in idx],
@@ -132,7 +128,7 @@ class PeerTeacher(nn.Module):
             rows_1 += p1
             rows_2 += p2
         if not rows_b:
-            return {"loss": zero, "logs": dict(self.last_stats)}
+            return PeerOutput(loss=zero, logs=dict(self.last_stats))
         if len(rows_b) > self.max_rows:  # bound the InfoNCE / vocab-size memory on long batches
             sel = torch.randperm(len(rows_b))[: self.max_rows].sort().values.tolist()
             rows_b = [rows_b[i] for i in sel]
@@ -152,8 +148,9 @@ class PeerTeacher(nn.Module):
             w_loss = ensemble_nll(l1, l2, w_rows, s1["input_ids"][tb, t1 + 1])
         else:
             co_idx = torch.tensor(idx, device=dev)
-            seq1 = sequence_nll(logits1[co_idx], s1["labels"][co_idx])
-            seq2 = sequence_nll(out2.logits[co_idx], s2["labels"][co_idx])
+            with torch.no_grad():  # only the weight network learns from S_k
+                seq1 = sequence_nll(logits1[co_idx], s1["labels"][co_idx])
+                seq2 = sequence_nll(out2.logits[co_idx], s2["labels"][co_idx])
             w_loss = sequence_mixture_nll(seq1, seq2, w[co_idx])
             if self.mode == "uld":
                 d1, d2 = uld_distance(logits1[tb, t1], out2.logits[tb, t2], w_rows, self.temperature)
@@ -169,4 +166,4 @@ class PeerTeacher(nn.Module):
                 student = contrastive_hidden(z1, target, self.contrastive_tau) + \
                     contrastive_hidden(z2, target, self.contrastive_tau)
         self.last_stats.update(student_loss=float(student.detach()), weight_loss=float(w_loss.detach()))
-        return {"loss": zero + self.kl_weight * student + w_loss, "logs": dict(self.last_stats)}
+        return PeerOutput(loss=zero + self.kl_weight * student + w_loss, logs=dict(self.last_stats))

@@ -1,41 +1,29 @@
-"""``build_router(cfg, embed_dim)``: the engine's single entry point into routing.
+"""``build_router(cfg, embed_dim, seed)``: the engine's single entry point into routing.
 
-``cfg`` is the engine's ``TrainConfig`` (or anything with the same attributes): ``routing``
-(``learned`` | ``all`` | ``random``), ``gumbel_tau``, ``gumbel_tau_min``, ``balance_weight``, and
-optionally ``router_hidden`` and ``seed``.
+``cfg`` is the run's validated :class:`~distill.train.config.RouterConfig` (ranges were checked when
+it was built); ``routing`` picks ``learned`` (:class:`CoTRouter`), ``random`` (:class:`RandomRouter`)
+or ``all`` (no router: every path trains both students).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from distill.errors import ConfigError
 from distill.router.router import CoTRouter, RandomRouter
 
-ROUTING_MODES = ("learned", "all", "random")
+if TYPE_CHECKING:
+    from distill.train.config import RouterConfig
 
 
-def build_router(cfg: Any, embed_dim: int) -> nn.Module | None:
-    """``None`` for ``routing="all"`` (every path trains both students), a :class:`RandomRouter` for
-    ``"random"`` (fixed random assignment, the no-routing ablation with the same data split sizes), a
-    :class:`CoTRouter` for ``"learned"``."""
-    mode = getattr(cfg, "routing", "learned")
-    if mode == "all":
+def build_router(cfg: "RouterConfig", embed_dim: int, seed: int = 0) -> CoTRouter | RandomRouter | None:
+    """``None`` for ``routing="all"``, a :class:`RandomRouter` (seeded) for ``"random"``, a
+    :class:`CoTRouter` over ``embed_dim``-wide path embeddings for ``"learned"``."""
+    if cfg.routing == "all":
         return None
-    if mode == "random":
-        return RandomRouter(seed=int(getattr(cfg, "seed", 0) or 0))
-    if mode != "learned":
-        raise ConfigError(f"routing must be one of {', '.join(ROUTING_MODES)}, got {mode!r}")
+    if cfg.routing == "random":
+        return RandomRouter(seed=seed)
     if embed_dim <= 0:
         raise ConfigError(f"learned routing needs a positive encoder embedding size, got {embed_dim}")
-    tau = float(getattr(cfg, "gumbel_tau", 1.0))
-    tau_min = float(getattr(cfg, "gumbel_tau_min", min(tau, 0.1)))
-    if not (0 < tau_min <= tau):
-        raise ConfigError(f"need 0 < gumbel_tau_min <= gumbel_tau, got {tau_min} and {tau}")
-    balance = float(getattr(cfg, "balance_weight", 0.1))
-    if balance < 0:
-        raise ConfigError(f"balance_weight must be >= 0, got {balance}")
-    return CoTRouter(embed_dim, hidden=int(getattr(cfg, "router_hidden", 128) or 128), tau=tau,
-                     tau_min=tau_min, balance_weight=balance)
+    return CoTRouter(embed_dim, hidden=cfg.hidden, tau=cfg.gumbel_tau, tau_min=cfg.gumbel_tau_min,
+                     balance_weight=cfg.balance_weight)

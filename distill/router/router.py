@@ -10,7 +10,7 @@ Why this shape:
   explores). Both students are run on *every* path anyway, so the router knows what each option
   would have cost and is trained on the expected cost of its (noise-free) probabilities,
   ``sum_o p_o * C_o``, an exact, low-variance gradient built from the students' own per-path
-  losses (:func:`routing_cost`). Per student the losses are standardised,
+  losses (:func:`distill.losses.routing_cost`). Per student the losses are standardised,
   ``c_k = (nll_k - mean_k) / std_k``, because two students with different tokenizers have
   per-token losses on different scales; ``C = (c_1, c_2, c_1 + c_2)`` for (s1, s2, both). A path
   goes where it is learned best relative to that student's level, to "both" when it is below
@@ -41,12 +41,13 @@ Why this shape:
 from __future__ import annotations
 
 import hashlib
-import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from distill.losses import balance_loss, expected_cost, routing_cost
 
 #: Route codes as logged: 1 = student 1 only, 2 = student 2 only, 3 = both.
 ROUTE_S1, ROUTE_S2, ROUTE_BOTH = 1, 2, 3
@@ -76,45 +77,6 @@ def options_to_decision(y: torch.Tensor, logits: torch.Tensor, probs: torch.Tens
     mask = y @ OPTION_TO_MASK.to(device=y.device, dtype=y.dtype)
     route = y.detach().argmax(dim=-1) + 1
     return RouteDecision(mask=mask, route=route, probs=probs, logits=logits, emb=emb)
-
-
-def balance_loss(probs: torch.Tensor) -> torch.Tensor:
-    """``log K - H(mean_b probs[b])``: 0 when the mean assignment is uniform, ``log K`` when collapsed."""
-    mean = probs.mean(dim=0).clamp_min(1e-9)
-    return math.log(probs.shape[-1]) + (mean * mean.log()).sum()
-
-
-def standardise(x: torch.Tensor, center: torch.Tensor | float | None = None,
-                scale: torch.Tensor | float | None = None, eps: float = 1e-6) -> torch.Tensor:
-    """``(x - center) / scale``, detached, in float32; batch mean / std when not given (all zeros for
-    a batch of one)."""
-    x = x.detach().float()
-    if center is None or scale is None:
-        if x.numel() < 2:
-            return torch.zeros_like(x)
-        center, scale = x.mean(), x.std(unbiased=False)
-    return (x - center) / (scale + eps)
-
-
-def routing_cost(nll1: torch.Tensor, nll2: torch.Tensor, stats: torch.Tensor | None = None) -> torch.Tensor:
-    """Cost [B, 3] of sending each path to (s1 only, s2 only, both), from per-path student losses.
-
-    Each student's losses are standardised (``(nll - mean) / std``), so the comparison is
-    scale-free across tokenizers; "both" costs the sum. ``stats`` is ``[[mean1, std1], [mean2,
-    std2]]`` (the router's running statistics); without it the batch's own mean and std are used.
-    Inputs are detached: the router's cost must not train the students.
-    """
-    if stats is None:
-        c1, c2 = standardise(nll1), standardise(nll2)
-    else:
-        c1 = standardise(nll1, stats[0, 0], stats[0, 1])
-        c2 = standardise(nll2, stats[1, 0], stats[1, 1])
-    return torch.stack([c1, c2, c1 + c2], dim=-1)
-
-
-def expected_cost(probs: torch.Tensor, cost: torch.Tensor) -> torch.Tensor:
-    """Mean over the batch of ``sum_o probs[b, o] * cost[b, o]`` (differentiable in ``probs``)."""
-    return (probs * cost.to(probs.dtype)).sum(dim=-1).mean()
 
 
 class CoTRouter(nn.Module):
