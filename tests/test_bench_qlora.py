@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
+import re
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -28,8 +31,23 @@ def _run_bench(tmp_path, *args, timeout=900):
                          capture_output=True, text=True, timeout=timeout)
     assert run.returncode == 0, run.stderr[-4000:]
     report = json.loads(run.stdout[run.stdout.index("{"):])
+    report["params"] = [float(m) * 1e6 for m in re.findall(r"-shaped ([\d.]+)M", run.stdout)]  # both students
     summary = json.loads((tmp_path / "run" / "train_summary.json").read_text())
     return report, summary
+
+
+def _rank_import_rss_gib() -> float:
+    """Peak RSS of a fresh interpreter that only imports what every training rank imports: a floor
+    for any rank's peak (a rank also loads both students and trains)."""
+    code = "import resource, torch, transformers, peft, accelerate; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    return int(out.split()[-1]) / 2**20  # ru_maxrss is KiB on Linux
+
+
+def _largest_child_rss_gib() -> float:
+    """Peak RSS of the largest descendant of this process so far (the launched ranks are reaped by
+    their launchers, so they count): a ceiling for any rank's peak."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
 
 
 @pytest.mark.slow
@@ -37,7 +55,9 @@ def _run_bench(tmp_path, *args, timeout=900):
 def test_bench_harness_trains_4bit_students_under_zero2_on_cpu(tmp_path):
     report, summary = _run_bench(tmp_path, "--size", "tiny", "--steps", "3", "--bs", "2")
     assert report["steps"] == summary["steps"] == 3 and report["processes"] == 1
-    assert report["tokens_per_s"] > 0 and report["peak_rss_gib"] > 0.1
+    assert report["tokens_per_s"] > 0
+    # the reported peak is a real rank's resident set in GiB: above a bare rank's imports, at most the largest child
+    assert _rank_import_rss_gib() <= report["peak_rss_gib"] <= _largest_child_rss_gib() + 1e-3, report
     # both students' adapters were saved and trained (LoRA B starts at zero); that --load_in_4bit really
     # puts NF4 layers under them is asserted in test_train_options
     from safetensors.torch import load_file
@@ -46,7 +66,7 @@ def test_bench_harness_trains_4bit_students_under_zero2_on_cpu(tmp_path):
         weights = load_file(tmp_path / "run" / name / "adapter_model.safetensors")
         assert any(v.abs().sum() > 0 for k, v in weights.items() if "lora_B" in k), f"{name} did not train"
     metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert len(metrics) == 3 and all(m["loss"] == m["loss"] for m in metrics)  # finite, one line per step
+    assert len(metrics) == 3 and all(math.isfinite(m["loss"]) for m in metrics)  # finite, one line per step
 
 
 @pytest.mark.cuda
@@ -56,6 +76,8 @@ def test_bench_harness_trains_4bit_students_under_zero2_on_cpu(tmp_path):
 def test_qlora_zero2_half_billion_shape_on_gpu(tmp_path):
     report, summary = _run_bench(tmp_path, "--size", "0.5b", "--steps", "20", "--bs", "8", timeout=1500)
     assert report["steps"] == 20 and report["tokens_per_s"] > 0
-    # two 494M-parameter students in NF4 + LoRA: far below their 2 x ~1 GiB bf16 weights plus activations
-    assert 0 < summary["peak_gpu_mem_gib"] < 16, summary
+    # the allocator held at least both students' weights at 4 bits each (NF4 linears; embeddings stay bf16);
+    # the memory target itself (--max_gpu_mem_gib) is the benchmark's, checked by its exit status above
+    assert len(report["params"]) == 2, report
+    assert summary["peak_gpu_mem_gib"] >= sum(report["params"]) * 0.5 / 2**30, (summary, report["params"])
     print(json.dumps(report))

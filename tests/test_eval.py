@@ -1,10 +1,90 @@
-"""Evaluation scores only the generated continuation, and the ensemble picks by confidence."""
+"""Evaluation: continuation-only scoring, pure greedy decoding, stop tokens, budgets, the
+tokenizer-independent ensemble pick, and reloading a trained (QLoRA) run as it was trained."""
 
 from __future__ import annotations
 
+import json
+import math
+
+import pytest
 import torch
 
+GOLD = {"id": "r0", "question": "Ann has 3 apples and buys 4 more. How many apples?", "gold_answer": "7"}
 
+
+# ----------------------------------------------------------------------------- helpers
+def _scripted_gpt2(path, answer: str, total_logprob: float, *, stop: str | None = None):
+    """A tiny GPT-2 from ``distill.models.tiny`` whose weights are set by hand so that, after
+    the chat prompt of :data:`GOLD`, greedy decoding emits exactly ``answer`` then ``stop`` (default: EOS), each token
+    with the same probability, so the whole string has log-probability ``total_logprob``.
+
+    How: every block's output projections are zeroed (attention and MLP add nothing), token
+    embeddings are zeroed, so the last hidden state is ``ln_f(wpe[position])``; each answer
+    position gets its own orthogonal direction, and an untied output head maps that direction
+    to the scripted token's logit. Returns ``(model, tokenizer, n_tokens)``.
+    """
+    from transformers import AutoModelForCausalLM
+
+    from distill.students.tokenizer import load_tokenizer
+
+    tok = load_tokenizer(path)
+    model = AutoModelForCausalLM.from_pretrained(path)
+    if stop is not None and stop not in tok.get_added_vocab():
+        tok.add_special_tokens({"additional_special_tokens": [stop]})
+    stop_id = tok.convert_tokens_to_ids(stop) if stop is not None else tok.eos_token_id
+    script = tok(answer, add_special_tokens=False)["input_ids"] + [stop_id]
+    n_prompt = len(tok(_prompt(tok), add_special_tokens=False)["input_ids"])
+    d, vocab = model.config.n_embd, len(tok)
+    assert len(script) < d, "one orthogonal direction per scripted step"
+    with torch.no_grad():
+        for block in model.transformer.h:
+            for lin in (block.attn.c_proj, block.mlp.c_proj):
+                lin.weight.zero_()
+                lin.bias.zero_()
+        model.config.tie_word_embeddings = False
+        model.transformer.wte = torch.nn.Embedding(vocab, d)
+        model.transformer.wte.weight.zero_()
+        model.transformer.ln_f.weight.fill_(1.0)
+        model.transformer.ln_f.bias.zero_()
+        g = torch.Generator().manual_seed(0)
+        basis = torch.randn(d, len(script), generator=g)
+        basis, _ = torch.linalg.qr(basis - basis.mean(dim=0, keepdim=True))  # orthonormal, zero-mean columns
+        model.transformer.wpe.weight.zero_()
+        head = torch.zeros(vocab, d)
+        p = math.exp(total_logprob / len(script))  # every step equally likely
+        logit = math.log(p * (vocab - 1) / (1 - p))  # softmax([logit, 0, ..., 0])[0] == p
+        for i, target in enumerate(script):
+            pos = n_prompt - 1 + i  # the position whose output predicts script[i]
+            model.transformer.wpe.weight[pos] = 10.0 * basis[:, i]
+            h = model.transformer.ln_f(model.transformer.wpe.weight[pos])
+            head[target] += logit * h / h.dot(h)
+        model.lm_head = torch.nn.Linear(d, vocab, bias=False)
+        model.lm_head.weight.copy_(head)
+    model.eval()
+    return model, tok, len(script)
+
+
+def _prompt(tok, row=GOLD):
+    from distill.students.data import chat_prompt, question_text
+
+    return chat_prompt(tok, question_text("arith", row))
+
+
+@pytest.fixture(scope="module")
+def gpt2_coarse(tmp_path_factory):
+    from distill.models.tiny import make_tiny_student
+
+    return make_tiny_student(tmp_path_factory.mktemp("coarse"), "gpt2", vocab_size=1024)  # 768 pieces
+
+
+@pytest.fixture(scope="module")
+def gpt2_fine(tmp_path_factory):
+    from distill.models.tiny import make_tiny_student
+
+    return make_tiny_student(tmp_path_factory.mktemp("fine"), "gpt2", vocab_size=256)  # ~bytes: 274 pieces
+
+
+# ------------------------------------------------------------------------------- tests
 def test_answers_are_extracted_from_the_continuation_only(tiny_llama, tiny_qwen2):
     from transformers import AutoModelForCausalLM
 
@@ -20,7 +100,7 @@ def test_answers_are_extracted_from_the_continuation_only(tiny_llama, tiny_qwen2
     tok = students[0][1]
     whole = chat_prompt(tok, question_text("arith", rows[0]))
     v = score("arith", whole, rows[0])
-    assert getattr(v, "correct", v) is True, "precondition: the prompt alone would be scored correct"
+    assert v.correct is True, "precondition: the prompt alone would be scored correct"
 
     preds, metrics = evaluate(students, rows, "arith", eval_bs=2, max_new_tokens=2)
     assert metrics["n"] == 3
@@ -28,8 +108,13 @@ def test_answers_are_extracted_from_the_continuation_only(tiny_llama, tiny_qwen2
     for p in preds:
         for k in ("s1", "s2"):
             assert "Ann says" not in p[k]["text"] and p[k]["n_tokens"] <= 2
-        pick = 1 if p["s1"]["mean_logprob"] >= p["s2"]["mean_logprob"] else 2
+            if p[k]["hit_budget"]:
+                assert p[k]["n_tokens"] == 2
+        pick = 1 if p["s1"]["logprob_per_byte"] >= p["s2"]["logprob_per_byte"] else 2
         assert p["ensemble"]["pick"] == pick
+    for k in ("s1", "s2"):
+        assert metrics[f"hit_budget_{k}"] == sum(p[k]["hit_budget"] for p in preds) / 3
+        assert metrics[f"budget_{k}"] == 2
 
 
 def test_left_padded_batch_generation_matches_single_prompts(tiny_llama):
@@ -48,3 +133,181 @@ def test_left_padded_batch_generation_matches_single_prompts(tiny_llama):
         assert b["text"] == s["text"]
         assert abs(b["mean_logprob"] - s["mean_logprob"]) < 1e-3
     assert tok.padding_side == "right"  # restored after generation
+
+
+def test_decoding_is_pure_greedy_whatever_the_models_generation_config(tiny_llama):
+    """A checkpoint's generation_config (sampling, repetition penalty, n-gram ban, top-k) must not
+    leak into evaluation: the answer equals a hand-written argmax loop, for the bare model and
+    for the PEFT-wrapped student that training evaluates."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from distill.students.evaluate import generate_answers, stop_token_ids
+    from distill.students.tokenizer import load_tokenizer
+
+    tok = load_tokenizer(tiny_llama)
+    base = AutoModelForCausalLM.from_pretrained(tiny_llama).eval()
+    prompt = _prompt(tok)
+    steps = 24
+    ids = tok(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    stops = set(stop_token_ids(tok, base))
+    want: list[int] = []
+    with torch.no_grad():
+        for _ in range(steps):
+            nxt = int(base(ids).logits[0, -1].argmax())
+            want.append(nxt)
+            if nxt in stops:
+                break
+            ids = torch.cat([ids, torch.tensor([[nxt]])], dim=1)
+    assert len(set(want)) < len(want), "precondition: greedy repeats a token, so a penalty would change it"
+
+    gc = base.generation_config
+    gc.do_sample, gc.repetition_penalty, gc.no_repeat_ngram_size, gc.top_k, gc.temperature = True, 50.0, 1, 2, 5.0
+    peft_model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_llama),
+                                LoraConfig(r=2, target_modules=["q_proj"], task_type="CAUSAL_LM"))
+    peft_gc = peft_model.get_base_model().generation_config
+    peft_gc.do_sample, peft_gc.repetition_penalty, peft_gc.no_repeat_ngram_size = True, 50.0, 1
+    for model in (base, peft_model):
+        for _ in range(2):  # sampling would differ between runs
+            got = generate_answers(model, tok, [prompt], batch_size=1, max_new_tokens=steps)[0]
+            assert got["text"] == tok.decode(want, skip_special_tokens=True)
+            assert got["n_tokens"] == len(want)
+    assert base.generation_config.repetition_penalty == 50.0 and base.generation_config.do_sample  # restored
+
+
+def test_generation_stops_at_the_chat_templates_end_of_turn_token(gpt2_coarse):
+    """``<|eot_id|>`` (Llama 3's end of turn) is not the tokenizer's EOS, but ends the answer."""
+    from distill.students.evaluate import generate_answers, stop_token_ids
+
+    answer = "The answer is \\boxed{7}."
+    model, tok, n = _scripted_gpt2(gpt2_coarse, answer, -2.0, stop="<|eot_id|>")
+    eot = tok.convert_tokens_to_ids("<|eot_id|>")
+    assert eot != tok.eos_token_id and eot in stop_token_ids(tok, model)
+    got = generate_answers(model, tok, [_prompt(tok)], batch_size=1, max_new_tokens=40)[0]
+    assert got["text"] == answer and got["n_tokens"] == n and not got["hit_budget"]
+    assert abs(got["logprob"] - (-2.0)) < 1e-3
+
+
+def test_completion_budget_is_the_99th_percentile_never_below_the_floor():
+    from distill.students.evaluate import BUDGET_FLOOR, completion_budget, default_budgets
+
+    lengths = list(range(1, 1001))  # 1..1000 tokens
+    assert completion_budget(lengths, floor=16) == 990
+    assert completion_budget(lengths[::-1], floor=16) == 990  # order does not matter
+    assert completion_budget([10] * 50 + [5000], floor=16) == 5000  # 1 in 51 is above the 99th percentile
+    assert completion_budget([10] * 200 + [5000], floor=1) == 10  # one outlier in 201 is above p99
+    assert completion_budget([10, 20, 30], floor=256) == 256  # short styles: the floor
+    assert completion_budget([], floor=300) == 300
+    assert BUDGET_FLOOR >= 256  # tot paths need ~200 tokens
+    assert default_budgets({"s1": [400] * 10, "s2": [12]}) == {"s1": 400, "s2": BUDGET_FLOOR}
+
+
+def test_hit_budget_share_reports_answers_cut_by_the_budget(gpt2_coarse):
+    from distill.students.evaluate import evaluate
+
+    answer = "The answer is \\boxed{7}."
+    model, tok, n = _scripted_gpt2(gpt2_coarse, answer, -2.0)
+    _, short = evaluate([(model, tok)], [GOLD], "arith", eval_bs=1, max_new_tokens=n - 3)
+    assert short["hit_budget_s1"] == 1.0 and short["acc_s1"] == 0.0  # the answer was cut before \boxed{7}
+    preds, full = evaluate([(model, tok)], [GOLD], "arith", eval_bs=1, max_new_tokens=n + 10)
+    assert full["hit_budget_s1"] == 0.0 and full["acc_s1"] == 1.0 and preds[0]["s1"]["text"] == answer
+
+
+@pytest.mark.parametrize("coarse_is_better", [True, False])
+def test_ensemble_pick_does_not_depend_on_tokenizer_granularity(gpt2_coarse, gpt2_fine, coarse_is_better):
+    """Two students, one with a ~byte-level tokenizer (23 tokens for the answer) and one with a
+    coarse one (10 tokens), give equally long answers; the better one (higher string probability)
+    is right. The pick must follow the string's probability, whichever tokenizer is finer. The old
+    per-token mean picks the fine student even when it is the worse one."""
+    from distill.students.evaluate import evaluate
+
+    right, wrong = "The answer is \\boxed{7}.", "The answer is \\boxed{8}."
+    good, bad = -3.0, -3.3  # total log-probabilities: the better answer is only a little more likely
+    c_ans, c_lp = (right, good) if coarse_is_better else (wrong, bad)
+    f_ans, f_lp = (wrong, bad) if coarse_is_better else (right, good)
+    coarse, ctok, n_c = _scripted_gpt2(gpt2_coarse, c_ans, c_lp)
+    fine, ftok, n_f = _scripted_gpt2(gpt2_fine, f_ans, f_lp)
+    assert n_f > 2 * n_c, "precondition: the fine tokenizer cuts the answer into many more tokens"
+    preds, metrics = evaluate([(coarse, ctok), (fine, ftok)], [GOLD], "arith", eval_bs=1, max_new_tokens=40)
+    s1, s2 = preds[0]["s1"], preds[0]["s2"]
+    assert (s1["text"], s2["text"]) == (c_ans, f_ans) and s1["n_bytes"] == s2["n_bytes"]
+    assert abs(s1["logprob"] - c_lp) < 1e-3 and abs(s2["logprob"] - f_lp) < 1e-3
+    assert s2["mean_logprob"] > s1["mean_logprob"], "precondition: per token, the fine student looks surer"
+    assert preds[0]["ensemble"]["pick"] == (1 if coarse_is_better else 2)
+    assert metrics["acc_ensemble"] == 1.0 and metrics["acc_oracle"] == 1.0 and metrics["acc_best_single"] == 1.0
+    assert metrics["ensemble_rule"] == "logprob_per_byte"
+
+
+def _save_run(run, base_path, *, train_config: dict | None, summary: dict | None = None, n_students: int = 1):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from distill.students.tokenizer import load_tokenizer
+
+    run.mkdir(parents=True, exist_ok=True)
+    for k in range(1, n_students + 1):
+        model = get_peft_model(AutoModelForCausalLM.from_pretrained(base_path),
+                               LoraConfig(r=2, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+        model.save_pretrained(run / f"student{k}")
+        load_tokenizer(base_path).save_pretrained(run / f"student{k}")
+    if train_config is not None:
+        (run / "train_config.json").write_text(json.dumps(train_config))
+    if summary is not None:
+        (run / "train_summary.json").write_text(json.dumps(summary))
+    return run
+
+
+def test_trained_qlora_student_reloads_its_base_in_4bit(tmp_path, tiny_llama):
+    bnb = pytest.importorskip("bitsandbytes", reason="QLoRA reload needs bitsandbytes (CPU backend >= 0.45)")
+    from distill.students.load import load_trained_student
+
+    q_run = _save_run(tmp_path / "qlora", tiny_llama, train_config={"students": {"load_in_4bit": True}})
+    model, tok = load_trained_student(q_run / "student1")
+    four_bit = [n for n, m in model.named_modules() if isinstance(m, bnb.nn.Linear4bit)]
+    assert four_bit, "the base must be reloaded in 4-bit, as it was trained"
+    assert any("lora_A" in n for n, _ in model.named_parameters())  # the adapter is on top
+    assert not model.training and tok.eos_token_id is not None
+
+    fp_run = _save_run(tmp_path / "fp", tiny_llama, train_config={"load_in_4bit": False, "load_in_8bit": False})
+    fp, _ = load_trained_student(fp_run / "student1")
+    assert not any(isinstance(m, bnb.nn.Linear4bit) for m in fp.modules())
+
+
+def test_distill_eval_command_runs_the_library_evaluation(tmp_path, tiny_llama):
+    """``distill eval`` (the command module) over a two-student run: budgets from train_summary.json."""
+    from distill.commands import main
+
+    run = _save_run(tmp_path / "run", tiny_llama, train_config={"load_in_4bit": False},
+                    summary={"eval_budget": {"s1": 3, "s2": 4}}, n_students=2)
+    test = tmp_path / "test.jsonl"
+    test.write_text("".join(json.dumps({**GOLD, "id": f"r{i}"}) + "\n" for i in range(3)))
+    assert main(["eval", "--run", str(run), "--task", "arith", "--test", str(test), "--eval_bs", "2"]) == 0
+    metrics = json.loads((run / "eval" / "metrics.json").read_text())
+    assert metrics["n"] == 3 and (metrics["budget_s1"], metrics["budget_s2"]) == (3, 4)
+    assert {"acc_ensemble", "acc_oracle", "acc_best_single", "hit_budget_s1", "hit_budget_s2"} <= set(metrics)
+    preds = (run / "eval" / "predictions.jsonl").read_text().splitlines()
+    assert all(json.loads(line)["s1"]["n_tokens"] <= 3 for line in preds)
+
+
+def test_run_budgets_prefer_the_summary_then_the_training_paths_then_the_floor(tmp_path, tiny_llama, tiny_train_data):
+    from types import SimpleNamespace
+
+    from distill.students.data import load_train_paths
+    from distill.students.evaluate import completion_budget, run_budgets
+    from distill.students.tokenizer import load_tokenizer
+
+    toks = {"s1": load_tokenizer(tiny_llama)}
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert run_budgets(empty, toks, floor=300)[0] == {"s1": 300}
+    cfg = {"data": {"task": "arith", "data_root": str(tiny_train_data)}, "students": {"load_in_4bit": False}}
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "train_config.json").write_text(json.dumps(cfg))
+    paths = load_train_paths(SimpleNamespace(task="arith", data_root=str(tiny_train_data), train_file=None,
+                                             judged_only=False, is_quality=True, sample_size=None))
+    want = completion_budget([len(toks["s1"](p["response"], add_special_tokens=False)["input_ids"]) + 1
+                              for p in paths], floor=1)
+    assert run_budgets(run, toks, floor=1) == ({"s1": want}, "the run's training paths")
+    (run / "train_summary.json").write_text(json.dumps({"eval_budget": {"s1": 777}}))
+    assert run_budgets(run, toks, floor=1)[0] == {"s1": 777}

@@ -169,7 +169,7 @@ def _train(tmp_path, tiny_llama, tiny_qwen2, data_root, **kw):
 
 
 def test_full_method_end_to_end_with_posrate(tmp_path, tiny_llama, tiny_qwen2, tiny_train_data, capsys):
-    from distill.cli import main
+    from distill.commands import main
 
     summary, out = _train(tmp_path, tiny_llama, tiny_qwen2, tiny_train_data, routing="learned", use_kl=True,
                           epochs=2, kl_weight=0.5)
@@ -230,3 +230,28 @@ def test_ablations_run_from_a_flag(ablation, tmp_path, tiny_llama, tiny_qwen2, t
     moved = {k: any(v.abs().sum() > 0 for n, v in sd.items() if "lora_B" in n) for k, sd in lora_b.items()}
     assert moved["s1"] is True
     assert moved["s2"] is (ablation != "frozen_peer"), moved
+
+
+def test_a_student_pays_no_backward_for_paths_it_is_not_routed(parts):
+    """Routing saves compute: student k runs its non-routed paths under no_grad (no activations kept,
+    no backward), yet the router still gets k's loss on every path, equal to a full forward's."""
+    *_, ds = parts
+    model = _mixture(parts, routing="random", use_kl=False)
+    routes = model.router(ds.route_emb).route
+    assert set(routes.tolist()) == {1, 2, 3}
+    calls = []
+    hooks = [getattr(model, name).register_forward_hook(
+        lambda mod, args, kwargs, out, name=name: calls.append((name, kwargs["input_ids"].shape[0], torch.is_grad_enabled())),
+        with_kwargs=True) for name in ("student1", "student2")]
+    batch = ds.collate(list(range(len(ds))))
+    out = model(batch)
+    for h in hooks:
+        h.remove()
+    n1, n2 = int((routes != 2).sum()), int((routes != 1).sum())
+    assert sorted(calls) == sorted([("student1", n1, True), ("student1", len(ds) - n1, False),
+                                    ("student2", n2, True), ("student2", len(ds) - n2, False)])
+    with torch.no_grad():  # the router's information: every path's loss under both students
+        plain = model.__class__._forward(model.student2, batch["s2"], False)[1]
+    torch.testing.assert_close(out.nll2.detach(), plain, rtol=1e-4, atol=1e-5)
+    assert out.nll2.requires_grad
+    out.loss.backward()

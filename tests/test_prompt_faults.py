@@ -94,8 +94,6 @@ def test_global_in_flight_limit(tmp_path):
     with FakeTeacherServer(latency=0.15) as srv:
         backend = get_backend("openai", model="m", base_url=srv.url, request_timeout=5, concurrency=5)
         cache, jobs = make_jobs(tmp_path, [f"Question: {i}\n" for i in range(30)])
-        t0 = time.perf_counter()
         stats = run(backend, jobs, concurrency=5)
-        wall = time.perf_counter() - t0
+    # the server saw at most (and, with 30 slow requests, exactly) 5 requests at once: the limit really limited
     assert stats.completed == 30 and srv.max_in_flight == 5
-    assert wall >= 6 * 0.15  # 30 requests / 5 in flight x 0.15 s: the limit really limited

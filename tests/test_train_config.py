@@ -92,7 +92,7 @@ def test_builders_take_their_typed_section(tiny_llama, tiny_qwen2):
     r = build_router(cfg.router, 8)
     assert isinstance(r, CoTRouter) and r.balance_weight == 0.7 and r.net[0].out_features == 16
     assert isinstance(build_router(TrainConfig.from_flat(**AB, routing="random").router, 8), RandomRouter)
-    assert build_router(TrainConfig.from_flat(**AB).router, 8) is None
+    assert build_router(TrainConfig.from_flat(**AB, routing="all").router, 8) is None
     s1, t1 = load_student(str(tiny_llama), cfg.students, cfg.lora)
     s2, t2 = load_student(str(tiny_qwen2), cfg.students, cfg.lora, flag="--model2")
     peer = build_peer(cfg.peer, s1, s2, t1, t2)
@@ -100,3 +100,20 @@ def test_builders_take_their_typed_section(tiny_llama, tiny_qwen2):
     assert build_peer(TrainConfig.from_flat(**AB, peer="none").peer, s1, s2, t1, t2) is None
     with pytest.raises(ConfigError, match="--peer kl needs both students"):
         build_peer(TrainConfig.from_flat(**AB, peer="kl").peer, s1, s2, t1, t2)
+
+
+def test_defaults_are_the_full_method_and_recipes_are_one_flag():
+    cfg = TrainConfig.from_flat(**AB)
+    assert (cfg.router.routing, cfg.peer.mode, cfg.data.is_quality) == ("learned", "auto", True)
+    want = {"full": ("learned", "auto", False), "routing_only": ("learned", "none", False),
+            "peer_only": ("all", "auto", False), "random_routing": ("random", "auto", False),
+            "separate": ("all", "none", False), "solo1": ("all", "none", True), "solo2": ("all", "none", True)}
+    for name, (routing, peer, sft) in want.items():
+        c = TrainConfig.from_flat(**AB, recipe=name)
+        assert (c.router.routing, c.peer.mode, c.students.is_sft, c.runtime.recipe) == (routing, peer, sft, name)
+    assert TrainConfig.from_flat(**AB, recipe="solo2").students.model1 == "b"
+    # an explicit key beats the recipe; is_sft alone implies no routing and no peer
+    assert TrainConfig.from_flat(**AB, recipe="separate", balance_weight=0.5, routing="random").router.routing == "random"
+    assert TrainConfig.from_flat(model1="a", is_sft=True).router.routing == "all"
+    with pytest.raises(ConfigError, match="--recipe must be one of"):
+        TrainConfig.from_flat(**AB, recipe="best")

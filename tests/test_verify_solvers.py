@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import shutil
-import time
 
 import pytest
 
 from distill.verify import score
-from distill.verify.solvers import check_dot, code_blocks, run_asp, run_smt2, solver_prediction
+from distill.verify.solvers import SolverResult, check_dot, code_blocks, run_asp, run_smt2, solver_prediction
 
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="needs Graphviz 'dot' on PATH")
 
@@ -53,10 +52,10 @@ def test_asp_answer_atom():
 
 
 def test_asp_grounding_blowup_is_killed():
-    t = time.monotonic()
     res = run_asp(ASP_BLOWUP, timeout=1.0)
-    assert time.monotonic() - t < 5.0
-    assert not res.ok and "timed out" in res.error
+    # killed at our 1 s deadline (the TimeoutExpired path), not answered by clingo's --time-limit, which
+    # grounding ignores, nor by the 3 s default; wall-clock: bench/bench_verify_timeout.py
+    assert res == SolverResult(False, None, "clingo timed out after 1s")
 
 
 @needs_dot

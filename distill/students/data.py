@@ -10,6 +10,8 @@ cross-tokenizer peer loss can align the two students token-to-character.
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import glob
 import os
 from pathlib import Path
@@ -32,15 +34,53 @@ def question_text(task: str, row: dict[str, Any]) -> str:
     return core_prompt(task, row)
 
 
+#: The date every chat template sees. Llama-3-style templates put "Today Date: ..." into the system
+#: header (``date_string``, else ``strftime_now("%d %b %Y")``): unpinned, a run trained on one day
+#: and evaluated on the next sees different prompts. 26 Jul 2024 is Llama 3.1's own default.
+PINNED_DATE = datetime.datetime(2024, 7, 26)
+
+
+class _PinnedDatetime(datetime.datetime):
+    """A ``datetime`` whose ``now()`` is :data:`PINNED_DATE` (for the template's ``strftime_now``)."""
+
+    @classmethod
+    def now(cls, tz=None):  # noqa: D102 - same contract as datetime.now
+        return PINNED_DATE if tz is None else PINNED_DATE.replace(tzinfo=tz)
+
+
+@contextlib.contextmanager
+def _pinned_template_clock():
+    """Freeze the clock behind the chat templates' ``strftime_now`` while rendering.
+
+    Why patch: transformers turns every extra render argument into plain JSON data (a callable
+    becomes a string), so a ``strftime_now`` override cannot be passed in; its ``strftime_now``
+    reads ``datetime.now()`` from :mod:`transformers.utils.chat_template_utils` at call time.
+    """
+    try:
+        from transformers.utils import chat_template_utils as ctu
+    except ImportError:  # no transformers: no templates to render either
+        yield
+        return
+    old = getattr(ctu, "datetime", None)
+    ctu.datetime = _PinnedDatetime
+    try:
+        yield
+    finally:
+        ctu.datetime = old
+
+
 def chat_prompt(tok, question: str) -> str:
     """The student's chat-formatted prompt text, ending where the assistant's answer starts.
 
     Tokenizers without a chat template (base models) get a plain ``question\\nAnswer: `` form
-    preceded by their BOS token, if they have one.
+    preceded by their BOS token, if they have one. The date a template may insert is pinned to
+    :data:`PINNED_DATE` (``date_string`` is passed, and ``strftime_now`` reads a frozen clock),
+    so training and evaluation prompts are identical on any day.
     """
     if getattr(tok, "chat_template", None):
-        return tok.apply_chat_template([{"role": "user", "content": question}], add_generation_prompt=True,
-                                       tokenize=False)
+        with _pinned_template_clock():
+            return tok.apply_chat_template([{"role": "user", "content": question}], add_generation_prompt=True,
+                                           tokenize=False, date_string=PINNED_DATE.strftime("%d %b %Y"))
     return f"{tok.bos_token or ''}{question}\nAnswer: "
 
 
@@ -173,39 +213,80 @@ def load_test_rows(cfg) -> list[dict[str, Any]]:
 
 
 # ------------------------------------------------------------------------------- tokenisation
-def encode_path(tok, question: str, response: str, max_len: int) -> dict[str, list]:
+#: ``encode_path``'s ``truncation`` outcomes: nothing cut; prompt tokens cut (the whole completion
+#: kept); the explicit left window cut the start of the completion; the path dropped for this student.
+TRUNCATION_OUTCOMES = ("none", "prompt", "window", "dropped")
+
+
+def encode_path(tok, question: str, response: str, max_len: int) -> dict[str, Any]:
     """Tokenise one path for one student.
 
-    ``input_ids = prompt_ids + response_ids + [eos]``; ``labels`` are ``-100`` on the prompt;
+    ``input_ids = prompt_ids + response_ids + [eos]``; ``labels`` are ``IGNORE_INDEX`` on the prompt;
     ``offsets[t] = (start, end)`` of token t within ``response`` for completion tokens (EOS:
-    ``(len, len)``) and ``(-1, -1)`` on prompt tokens. Truncation to ``max_len`` follows the
-    tokenizer's ``truncation_side`` and happens before the label mask is final, so a
-    left-truncated prompt still masks exactly the prompt tokens that remain.
+    ``(len, len)``) and ``(-1, -1)`` on prompt tokens. Also returned: ``completion_len`` (response
+    tokens + EOS, before any cut) and ``truncation``, one of :data:`TRUNCATION_OUTCOMES`.
+
+    Truncation to ``max_len`` never cuts the final answer or EOS. Why: a path whose end is cut
+    teaches the student to reason without ever answering or stopping, silently.
+
+    - Default (the tokenizer's ``truncation_side`` is ``"right"``, Hugging Face's default): the
+      prompt is cut first, from its left, keeping a leading BOS (the question's end and the
+      assistant header stay). If the completion still does not fit beside the BOS, the path is
+      **dropped** for this student: ``input_ids`` hold the (cut) prompt only and every label is
+      ``IGNORE_INDEX``, so the path stays in the dataset for the other student and carries no
+      loss for this one (:attr:`PathDataset.usable` says which).
+    - ``truncation_side == "left"``: an explicit left-truncating *window* (the routing probe's
+      student 1): the last ``max_len`` tokens are kept, the prompt goes first and then the start
+      of the completion; the answer and EOS always stay, nothing is dropped.
     """
-    p_ids = tok(chat_prompt(tok, question), add_special_tokens=False)["input_ids"]
+    p_ids = list(tok(chat_prompt(tok, question), add_special_tokens=False)["input_ids"])
     r = tok(response, add_special_tokens=False, return_offsets_mapping=True)
     r_ids, r_off = list(r["input_ids"]), [tuple(o) for o in r["offset_mapping"]]
     eos = tok.eos_token_id
-    ids = list(p_ids) + r_ids + [eos]
-    labels = [IGNORE_INDEX] * len(p_ids) + r_ids + [eos]
-    offsets = [(-1, -1)] * len(p_ids) + r_off + [(len(response), len(response))]
-    if len(ids) > max_len:
+    c_ids = r_ids + [eos]
+    c_off = r_off + [(len(response), len(response))]
+    n_c = len(c_ids)
+    outcome = "none"
+    if len(p_ids) + n_c > max_len:
         if getattr(tok, "truncation_side", "right") == "left":
-            ids, labels, offsets = ids[-max_len:], labels[-max_len:], offsets[-max_len:]
+            keep = min(n_c, max_len)
+            p_keep = max_len - keep
+            p_ids = p_ids[max(0, len(p_ids) - p_keep):] if p_keep else []
+            c_ids, c_off = c_ids[n_c - keep:], c_off[n_c - keep:]
+            outcome = "window" if keep < n_c else "prompt"
         else:
-            ids, labels, offsets = ids[:max_len], labels[:max_len], offsets[:max_len]
-    return {"input_ids": ids, "labels": labels, "offsets": offsets}
+            head = p_ids[:1] if p_ids and tok.bos_token_id is not None and p_ids[0] == tok.bos_token_id else []
+            room = max_len - n_c - len(head)
+            if room < 0:  # the completion cannot fit: keep the (cut) prompt, learn nothing from it
+                room = max_len - len(head)
+                c_ids, c_off = [], []
+                outcome = "dropped"
+            else:
+                outcome = "prompt"
+            tail = p_ids[len(head):]
+            p_ids = head + (tail[max(0, len(tail) - room):] if room > 0 else [])
+    ids = p_ids + c_ids
+    labels = [IGNORE_INDEX] * len(p_ids) + c_ids
+    offsets = [(-1, -1)] * len(p_ids) + c_off
+    return {"input_ids": ids, "labels": labels, "offsets": offsets, "completion_len": n_c, "truncation": outcome}
 
 
 class PathDataset:
     """The training paths, pre-tokenised once per student (tokenisation is cheap next to training,
-    and doing it up front makes lengths known for length-grouped batching)."""
+    and doing it up front makes lengths known for length-grouped batching).
+
+    A path whose completion does not fit a student's ``max_len`` is dropped *for that student
+    only* (see :func:`encode_path`): it stays in :attr:`examples` so the other student still
+    learns it, with ``usable[key][i] = False`` and no labelled token for the student that cannot.
+    """
 
     def __init__(self, examples: list[dict[str, Any]], tokenizers: dict[str, Any], max_lens: dict[str, int]):
         self.examples = examples
         self.tokenizers = tokenizers
         self.encoded = {k: [encode_path(tok, ex["question_text"], ex["response"], max_lens[k]) for ex in examples]
                         for k, tok in tokenizers.items()}
+        #: per student, per path: can this student learn the path (its completion fits)?
+        self.usable = {k: [e["truncation"] != "dropped" for e in enc] for k, enc in self.encoded.items()}
         self.route_emb: torch.Tensor | None = None
 
     def __len__(self) -> int:
@@ -218,10 +299,40 @@ class PathDataset:
         """Per student, how many paths lost every completion token to truncation."""
         return {k: sum(all(l == IGNORE_INDEX for l in e["labels"]) for e in enc) for k, enc in self.encoded.items()}
 
+    def _count(self, outcome: str) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for key, enc in self.encoded.items():
+            per_style: dict[str, int] = {}
+            for ex, e in zip(self.examples, enc):
+                if e["truncation"] == outcome:
+                    style = str(ex.get("style") or "unknown")
+                    per_style[style] = per_style.get(style, 0) + 1
+            out[key] = dict(sorted(per_style.items()))
+        return out
+
+    @property
+    def dropped(self) -> dict[str, dict[str, int]]:
+        """Per student, per style: paths dropped because their completion does not fit
+        (``{"s1": {"tot": 3}, "s2": {}}``)."""
+        return self._count("dropped")
+
+    def truncation_report(self) -> dict[str, dict[str, dict[str, int]]]:
+        """``{"dropped", "prompt_cut", "window_cut"}`` -> per student -> per style counts: what
+        the training summary records about truncation."""
+        return {"dropped": self._count("dropped"), "prompt_cut": self._count("prompt"),
+                "window_cut": self._count("window")}
+
+    def completion_lengths(self) -> dict[str, list[int]]:
+        """Per student, the full completion length (response tokens + EOS) of every path it can
+        learn: what the default evaluation budget is derived from
+        (:func:`distill.students.evaluate.completion_budget`)."""
+        return {k: [e["completion_len"] for e, ok in zip(enc, self.usable[k]) if ok] for k, enc in self.encoded.items()}
+
     def collate(self, indices: list[int]) -> dict[str, Any]:
         """The batch dict: ``{"s1": {...}, "s2": {...}, "meta": {...}, "route_emb": Tensor | None}``.
 
         Dynamic right padding to the batch's longest sequence per student (no fixed max length).
+        ``batch[key]["usable"]`` ([B] bool) is False where the path was dropped for that student.
         """
         batch: dict[str, Any] = {}
         for key, enc in self.encoded.items():
@@ -238,7 +349,8 @@ class PathDataset:
                 att[j, :n] = 1
                 lab[j, :n] = torch.tensor(f["labels"])
                 off[j, :n] = torch.tensor(f["offsets"], dtype=torch.long).view(n, 2)
-            batch[key] = {"input_ids": ids, "attention_mask": att, "labels": lab, "offsets": off}
+            usable = torch.tensor([self.usable[key][i] for i in indices], dtype=torch.bool)
+            batch[key] = {"input_ids": ids, "attention_mask": att, "labels": lab, "offsets": off, "usable": usable}
         exs = [self.examples[i] for i in indices]
         batch["meta"] = {"ids": [e["id"] for e in exs], "path_idx": [e["path_idx"] for e in exs],
                          "styles": [e["style"] for e in exs], "correct": [e["correct"] for e in exs],

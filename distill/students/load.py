@@ -113,51 +113,76 @@ def linear_module_names(model) -> list[str]:
 
 
 def lora_config(cfg, model):
-    """The LoRA config for a student: rank/alpha/dropout/targets, optionally top-N layers only."""
+    """The LoRA config for a student from the run's ``LoraConfig`` section ``cfg``: rank, alpha,
+    dropout, targets, optionally the top-N layers only."""
     from peft import LoraConfig
 
     kwargs = {}
-    targets = cfg.lora_target_modules
-    if cfg.lora_top_layers is not None:
+    targets = cfg.target_modules
+    if cfg.top_layers is not None:
         n = num_layers(model.config)
         if n is None:
             raise ConfigError("--lora_top_layers: cannot tell how many layers this model has; drop the flag")
-        top = min(cfg.lora_top_layers, n)
+        top = min(cfg.top_layers, n)
         kwargs["layers_to_transform"] = list(range(n - top, n))
         if targets == "all-linear":
             targets = linear_module_names(model)
-    return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+    return LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
                       target_modules=targets, bias="none", task_type="CAUSAL_LM", **kwargs)
 
 
-def load_student(ref: str, cfg, *, flag: str = "--model1", device_index: int | None = None):
+def base_model_kwargs(*, load_in_4bit: bool = False, load_in_8bit: bool = False,
+                      device_index: int | None = None) -> dict:
+    """``from_pretrained`` keyword arguments for a student's base: float32, or 4-bit NF4 (double
+    quantisation, compute and storage in :func:`compute_dtype`) / 8-bit on :func:`quant_device`.
+    One place, so training and ``distill eval`` load a base the same way."""
+    import torch
+
+    if not (load_in_4bit or load_in_8bit):
+        return {"dtype": torch.float32}
+    from transformers import BitsAndBytesConfig
+
+    cd = compute_dtype()
+    q = (BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=cd,
+                            bnb_4bit_use_double_quant=True, bnb_4bit_quant_storage=cd)
+         if load_in_4bit else BitsAndBytesConfig(load_in_8bit=True))
+    return {"quantization_config": q, "dtype": cd, "device_map": {"": quant_device(device_index)}}
+
+
+def load_base_model(ref: str, *, load_in_4bit: bool = False, load_in_8bit: bool = False, flag: str = "--model1",
+                    device_index: int | None = None):
+    """The base causal LM of a student (no adapter), quantised as asked; a load failure is a
+    one-line :class:`ConfigError` naming ``flag``."""
+    from transformers import AutoModelForCausalLM
+
+    kwargs = base_model_kwargs(load_in_4bit=load_in_4bit, load_in_8bit=load_in_8bit, device_index=device_index)
+    try:
+        return AutoModelForCausalLM.from_pretrained(ref, **kwargs)
+    except OSError as exc:
+        raise ConfigError(f"{flag} {ref}: cannot load model ({str(exc).splitlines()[0]})") from None
+
+
+def load_student(ref: str, cfg, lora, *, flag: str = "--model1", device_index: int | None = None):
     """Load base model + fresh LoRA adapter. Returns ``(peft_model, tokenizer)``.
+
+    ``cfg``: the run's ``StudentsConfig`` (quantisation, gradient checkpointing); ``lora``: its
+    ``LoraConfig``.
 
     With 4/8-bit, the base goes onto ``device_index`` (each process its own GPU; the CPU when
     there is no CUDA) and is prepared for k-bit training (QLoRA); otherwise it loads in float32 on CPU and Accelerate
     moves it (mixed precision is applied by autocast, keeping fp32 master weights).
     """
-    import torch
     from peft import get_peft_model, prepare_model_for_kbit_training
-    from transformers import AutoModelForCausalLM
 
     from distill.students.tokenizer import load_tokenizer
 
     check_model_ref(ref, flag)
-    kwargs: dict = {"dtype": torch.float32}
-    if cfg.load_in_4bit or cfg.load_in_8bit:
-        from transformers import BitsAndBytesConfig
-
-        cd = compute_dtype()
-        q = (BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=cd,
-                                bnb_4bit_use_double_quant=True, bnb_4bit_quant_storage=cd)
-             if cfg.load_in_4bit else BitsAndBytesConfig(load_in_8bit=True))
-        kwargs = {"quantization_config": q, "dtype": cd, "device_map": {"": quant_device(device_index)}}
     try:
         tok = load_tokenizer(ref)
-        model = AutoModelForCausalLM.from_pretrained(ref, **kwargs)
     except OSError as exc:
         raise ConfigError(f"{flag} {ref}: cannot load model ({str(exc).splitlines()[0]})") from None
+    model = load_base_model(ref, load_in_4bit=cfg.load_in_4bit, load_in_8bit=cfg.load_in_8bit, flag=flag,
+                            device_index=device_index)
     if cfg.load_in_4bit or cfg.load_in_8bit:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
     elif cfg.gradient_checkpointing:
@@ -166,8 +191,66 @@ def load_student(ref: str, cfg, *, flag: str = "--model1", device_index: int | N
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tok.pad_token_id
     try:
-        peft_model = get_peft_model(model, lora_config(cfg, model))
+        peft_model = get_peft_model(model, lora_config(lora, model))
     except ValueError as exc:
-        raise ConfigError(f"{flag} {ref}: LoRA targets {cfg.lora_targets!r} do not fit this model "
+        raise ConfigError(f"{flag} {ref}: LoRA targets {lora.targets!r} do not fit this model "
                           f"({str(exc).splitlines()[0]}); set --lora_targets") from None
     return peft_model, tok
+
+
+def read_run_config(run_dir: str | Path) -> dict:
+    """A finished run's ``train_config.json`` as flat ``{flag: value}`` (sections, if the file
+    nests them, are flattened); ``{}`` when the run has none."""
+    import json
+
+    f = Path(run_dir) / "train_config.json"
+    if not f.is_file():
+        return {}
+    raw = json.loads(f.read_text())
+    flat: dict = {}
+    for key, value in raw.items():
+        if isinstance(value, dict):
+            for k, v in value.items():
+                flat.setdefault(k, v)
+        else:
+            flat[key] = value
+    return flat
+
+
+def load_trained_student(folder: str | Path, *, load_in_4bit: bool | None = None, load_in_8bit: bool | None = None,
+                         device_index: int | None = None, device=None):
+    """A trained student as it was trained: its base (4/8-bit if the run's ``train_config.json``
+    says ``load_in_4bit``/``load_in_8bit``, unless given here) + the saved adapter + the saved
+    tokenizer, in eval mode. Returns ``(peft_model, tokenizer)``.
+
+    Why reload quantised: the adapter was trained against the quantised base; merged into a
+    full-precision one it is evaluated on a different model (and needs 4x the memory). A
+    full-precision student is moved to ``device``; a quantised one stays where it was loaded.
+    """
+    import json
+    from types import SimpleNamespace
+
+    from peft import PeftModel
+
+    from distill.students.tokenizer import load_tokenizer
+
+    folder = Path(folder)
+    cfg_file = folder / "adapter_config.json"
+    if not cfg_file.is_file():
+        raise ConfigError(f"{folder}: no adapter_config.json (not a trained student folder)")
+    settings = read_run_config(folder.parent)
+    q4 = bool(settings.get("load_in_4bit", False)) if load_in_4bit is None else load_in_4bit
+    q8 = bool(settings.get("load_in_8bit", False)) if load_in_8bit is None else load_in_8bit
+    check_quantization(SimpleNamespace(load_in_4bit=q4, load_in_8bit=q8))
+    base = json.loads(cfg_file.read_text())["base_model_name_or_path"]
+    flag = f"{cfg_file}: base_model_name_or_path"
+    check_model_ref(base, flag)
+    model = load_base_model(base, load_in_4bit=q4, load_in_8bit=q8, flag=flag, device_index=device_index)
+    tok = load_tokenizer(folder)
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tok.pad_token_id
+    model = PeftModel.from_pretrained(model, str(folder))
+    if device is not None and not (q4 or q8):
+        model.to(device)
+    model.eval()
+    return model, tok

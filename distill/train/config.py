@@ -25,204 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
-from distill.errors import ConfigError, DistillError
+from distill.errors import ConfigError
+from distill.options import flag_of
+from distill.options import need as _need
+from distill.peer.config import PeerConfig
+from distill.router.config import RouterConfig
+from distill.train.sections import (DataConfig, EvalConfig, LoraConfig, OptimConfig, RuntimeConfig,
+                                    StudentsConfig)
 
-ROUTING_MODES = ("learned", "all", "random")
-#: ``auto``: ``kl`` when both students share one vocabulary, else ``hidden``; ``none``: no peer teaching
-PEER_MODES = ("auto", "kl", "hidden", "uld", "none")
-
-
-def _f(default, help: str, flag: str | None = None):
-    return field(default=default, metadata={"help": help, "flag": flag})
-
-
-def _need(ok: bool, message: str) -> None:
-    if not ok:
-        raise ConfigError(message)
-
-
-def _at_least(section, names: tuple[str, ...], low: float, strict: bool = False) -> None:
-    for name in names:
-        value = getattr(section, name)
-        if value is None:
-            continue
-        flag = flag_of(type(section), name)
-        if strict:
-            _need(value > low, f"--{flag} must be > {low}, got {value}")
-        else:
-            _need(value >= low, f"--{flag} must be >= {low}, got {value}")
-
-
-def _one_of(section, name: str, valid: tuple[str, ...]) -> None:
-    value = getattr(section, name)
-    _need(value in valid, f"--{flag_of(type(section), name)} must be one of {', '.join(valid)}, got {value!r}")
-
-
-# ------------------------------------------------------------------------------------ sections
-@dataclass
-class DataConfig:
-    """Which task and which paths to train on, and the token budget per path."""
-
-    task: str = _f("gsm8k", "task name from distill.data.tasks (decides prompts and the answer verifier)")
-    data_root: str = _f("./data", "research layout root: <root>/<task>/train/*.correct.jsonl and test/*.jsonl")
-    train_file: str | None = _f(None, "explicit training file (*.correct.jsonl, *.enriched.jsonl or *.judged.jsonl)")
-    test_file: str | None = _f(None, "explicit test file (source rows); default <root>/<task>/test/*.jsonl")
-    is_quality: bool = _f(True, "true: train on verified paths (*.correct.jsonl); false: all paths of *.enriched.jsonl")
-    judged_only: bool = _f(False, "train only on judge-approved paths (*.judged.jsonl, same schema as correct)")
-    sample_size: int | None = _f(None, "use only the first N source rows (all their paths); None = all")
-    max_len: int = _f(1024, "cap on tokens per example (each model's context window also applies)")
-
-    def __post_init__(self) -> None:
-        from distill.data.tasks import get_task
-
-        try:
-            get_task(self.task)
-        except DistillError as exc:
-            raise ConfigError(f"--task: {exc}") from None
-        _at_least(self, ("sample_size", "max_len"), 1)
-
-
-@dataclass
-class StudentsConfig:
-    """The two students: which models, how they load, which of them train."""
-
-    model1: str = _f("", "student 1: hub name or local folder of a causal LM")
-    model2: str = _f("", "student 2: hub name or local folder (ignored with --is_sft)")
-    is_sft: bool = _f(False, "SFT baseline: train student 1 only (model2 not loaded)")
-    freeze_s1: bool = _f(False, "keep student 1 frozen (no optimizer group, no grads)")
-    freeze_s2: bool = _f(False, "keep student 2 frozen (no optimizer group, no grads)")
-    load_in_4bit: bool = _f(False, "QLoRA: load base weights in 4-bit NF4 via bitsandbytes (CUDA, or its CPU backend)")
-    load_in_8bit: bool = _f(False, "load base weights in 8-bit via bitsandbytes (CUDA, or its CPU backend)")
-    precision: str = _f("auto", "auto | fp32 | bf16 | fp16 (auto: the accelerate config's choice)")
-    gradient_checkpointing: bool = _f(False, "trade compute for memory in the students")
-
-    def __post_init__(self) -> None:
-        _need(bool(self.model1), "--model1 is required (a hub name or a local model folder)")
-        _need(self.is_sft or bool(self.model2), "--model2 is required (or pass --is_sft true to train one student)")
-        _one_of(self, "precision", ("auto", "fp32", "bf16", "fp16"))
-        _need(not (self.load_in_4bit and self.load_in_8bit), "choose one of --load_in_4bit and --load_in_8bit, not both")
-        _need(not (self.freeze_s1 and (self.freeze_s2 or self.is_sft)),
-              "nothing would train: unfreeze a student (--freeze_s1/--freeze_s2 false)")
-
-
-@dataclass
-class LoraConfig:
-    """The LoRA adapters of both students."""
-
-    r: int = _f(16, "LoRA rank", flag="lora_r")
-    alpha: int = _f(32, "LoRA alpha (scale = alpha / r)", flag="lora_alpha")
-    dropout: float = _f(0.05, "LoRA dropout", flag="lora_dropout")
-    targets: str = _f("all-linear", "comma-separated module names for LoRA, or 'all-linear'", flag="lora_targets")
-    top_layers: int | None = _f(None, "apply LoRA only to the top N transformer layers; None = all",
-                                flag="lora_top_layers")
-
-    def __post_init__(self) -> None:
-        _at_least(self, ("r", "alpha", "top_layers"), 1)
-        _need(0 <= self.dropout < 1, f"--lora_dropout must be in [0, 1), got {self.dropout}")
-        _need(bool(self.target_modules), "--lora_targets is empty: name modules (q_proj,v_proj) or 'all-linear'")
-
-    @property
-    def target_modules(self) -> str | list[str]:
-        t = self.targets.strip()
-        return t if t == "all-linear" else [m.strip() for m in t.split(",") if m.strip()]
-
-
-@dataclass
-class OptimConfig:
-    """Steps, batches, learning rates and the schedule (AdamW, linear warm-up then cosine)."""
-
-    epochs: int = _f(3, "training epochs")
-    bs: int = _f(4, "per-process micro-batch size (paths per step)")
-    grad_accum: int = _f(1, "gradient accumulation steps per optimizer step")
-    lr_s1: float = _f(2e-4, "learning rate of student 1's LoRA parameters")
-    lr_s2: float = _f(2e-4, "learning rate of student 2's LoRA parameters")
-    lr_router: float = _f(1e-3, "learning rate of the router and the peer module (ensemble weights, projections)")
-    weight_decay: float = _f(0.0, "AdamW weight decay")
-    warmup_ratio: float = _f(0.03, "fraction of optimizer steps with linear warm-up (then cosine decay)")
-    max_grad_norm: float = _f(1.0, "gradient clipping norm (0 disables)")
-    seed: int = _f(42, "seed for model init noise, LoRA init, dropout and data order")
-    max_steps: int | None = _f(None, "stop after this many optimizer steps (smoke runs); None = full epochs")
-
-    def __post_init__(self) -> None:
-        _at_least(self, ("epochs", "bs", "grad_accum", "max_steps"), 1)
-        _at_least(self, ("lr_s1", "lr_s2", "lr_router"), 0, strict=True)
-        _at_least(self, ("weight_decay", "max_grad_norm"), 0)
-        _need(0 <= self.warmup_ratio < 1, f"--warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-
-
-@dataclass
-class RouterConfig:
-    """The CoT router: which student learns each path."""
-
-    routing: str = _f("all", "learned: CoT router over path embeddings; all: every path trains both "
-                             "students (no routing); random: fixed random assignment (ablation)")
-    encoder: str = _f("minilm", "router path encoder: 'minilm' or a local encoder folder")
-    gumbel_tau: float = _f(1.0, "initial Gumbel-softmax temperature of the router")
-    gumbel_tau_min: float = _f(0.1, "final Gumbel-softmax temperature (annealed over training)")
-    balance_weight: float = _f(0.1, "weight of the router's load-balance loss")
-    hidden: int = _f(128, "width of the router's MLP", flag="router_hidden")
-
-    def __post_init__(self) -> None:
-        _one_of(self, "routing", ROUTING_MODES)
-        _need(self.gumbel_tau > 0 and 0 < self.gumbel_tau_min <= self.gumbel_tau,
-              f"need 0 < --gumbel_tau_min <= --gumbel_tau, got {self.gumbel_tau_min} and {self.gumbel_tau}")
-        _at_least(self, ("balance_weight",), 0)
-        _at_least(self, ("hidden",), 1)
-
-
-@dataclass
-class PeerConfig:
-    """Peer teaching: each student learns from a learned, per-sample weighted ensemble of both."""
-
-    mode: str = _f("none", "kl: token KL toward the ensemble (students share one tokenizer); hidden: "
-                           "character-aligned projected hidden states (any tokenizers); uld: universal logit "
-                           "distillation (any tokenizers); auto: kl if the vocabularies match, else hidden; "
-                           "none: no peer teaching", flag="peer")
-    weight: float = _f(0.1, "weight of the peer-teaching loss", flag="peer_weight")
-    temperature: float = _f(2.0, "softmax temperature of the peer-teaching loss", flag="peer_temperature")
-    dim: int = _f(64, "shared projection size of --peer hidden", flag="peer_dim")
-
-    def __post_init__(self) -> None:
-        _one_of(self, "mode", PEER_MODES)
-        _at_least(self, ("weight",), 0)
-        _at_least(self, ("temperature",), 0, strict=True)
-        _at_least(self, ("dim",), 1)
-
-    @property
-    def enabled(self) -> bool:
-        return self.mode != "none"
-
-
-@dataclass
-class EvalConfig:
-    """Evaluation of both students and their ensemble after training."""
-
-    at_end: bool = _f(True, "evaluate both students and the ensemble on the test rows after training",
-                      flag="eval_at_end")
-    bs: int = _f(8, "evaluation batch size (prompts per generate call)", flag="eval_bs")
-    max_new_tokens: int = _f(256, "generation budget per answer at evaluation")
-    limit: int | None = _f(None, "evaluate only the first N test rows", flag="eval_limit")
-
-    def __post_init__(self) -> None:
-        _at_least(self, ("bs", "max_new_tokens", "limit"), 1)
-
-
-@dataclass
-class RuntimeConfig:
-    """Where outputs go, checkpoints, resume and logging."""
-
-    outdir: str = _f("runs/train", "output folder: checkpoints/, student1/, student2/, metrics.jsonl, eval/")
-    config: str | None = _f(None, "YAML file (or a built-in config name) with any of these keys; flags override it")
-    save_every: int = _f(0, "accelerator.save_state every N optimizer steps (0: only at epoch ends)")
-    save_total_limit: int = _f(3, "keep only the newest N step checkpoints (0 keeps all)")
-    resume_from: str | None = _f(None, "checkpoint folder to resume from, or 'latest' (newest in outdir/checkpoints)")
-    report_to: str = _f("none", "none | tensorboard | wandb (through accelerate trackers)")
-    log_every: int = _f(1, "write metrics every N optimizer steps")
-
-    def __post_init__(self) -> None:
-        _at_least(self, ("save_every", "save_total_limit"), 0)
-        _at_least(self, ("log_every",), 1)
-        _one_of(self, "report_to", ("none", "tensorboard", "wandb"))
 
 
 SECTIONS: dict[str, type] = {"data": DataConfig, "students": StudentsConfig, "lora": LoraConfig,
@@ -264,11 +74,6 @@ class TrainConfig:
 
 
 # ------------------------------------------------------------------------------ flat key table
-def flag_of(section_type: type, name: str) -> str:
-    f = {f.name: f for f in dataclasses.fields(section_type)}[name]
-    return f.metadata.get("flag") or name
-
-
 #: flat key -> (section, field name), in section order
 FLAT: dict[str, tuple[str, str]] = {
     flag_of(cls, f.name): (sec, f.name) for sec, cls in SECTIONS.items() for f in dataclasses.fields(cls)}
@@ -374,15 +179,48 @@ def _flatten(values: dict[str, Any], source: str) -> dict[str, Any]:
     return out
 
 
+#: ``--recipe NAME``: the method and its baselines, one flag each (keys given explicitly still win)
+RECIPES: dict[str, dict[str, Any]] = {
+    "custom": {},                                            # the keys as given (the defaults: full)
+    "full": {"routing": "learned", "peer": "auto"},          # QR-Distill: routing + peer teaching
+    "routing_only": {"routing": "learned", "peer": "none"},
+    "peer_only": {"routing": "all", "peer": "auto"},
+    "random_routing": {"routing": "random", "peer": "auto"},
+    "separate": {"routing": "all", "peer": "none"},          # two students, every path, no interaction
+    "solo1": {"is_sft": True, "routing": "all", "peer": "none"},   # student 1 alone
+    "solo2": {"is_sft": True, "routing": "all", "peer": "none"},   # student 2 alone (model2 becomes model1)
+}
+
+
 def config_from_sources(yaml_values: dict[str, Any], cli_values: dict[str, Any]) -> TrainConfig:
-    """Merge YAML then command line (hyphens, sections and aliases normalised, types coerced) into a
-    validated TrainConfig."""
+    """Merge recipe, YAML, then command line (hyphens, sections and aliases normalised, types coerced)
+    into a validated TrainConfig.
+
+    ``recipe`` (from either source) lays its keys under everything given explicitly; ``is_sft true``
+    without an explicit ``routing``/``peer`` means ``routing all`` and ``peer none``."""
     merged: dict[str, Any] = {}
-    for source, values in (("config file", yaml_values), ("command line", cli_values)):
+    sources = [("config file", dict(yaml_values)), ("command line", dict(cli_values))]
+    recipe = None
+    for _, values in sources:
+        for key in [k for k in values if str(k).replace("-", "_") == "recipe"]:
+            recipe = str(values.pop(key))
+    if recipe is not None:
+        if recipe not in RECIPES:
+            raise ConfigError(f"--recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
+        sources.insert(0, ("recipe " + recipe, dict(RECIPES[recipe])))
+    for source, values in sources:
         for flat, value in _flatten(values, source).items():
             if value == _PEER_ON:
                 value = merged["peer"] if merged.get("peer") not in (None, "none") else "auto"
             merged[flat] = _coerce(flat, value)
+    if merged.get("is_sft"):
+        merged.setdefault("routing", "all")
+        merged.setdefault("peer", "none")
+    if recipe == "solo2":
+        if not merged.get("model2"):
+            raise ConfigError("--recipe solo2 trains student 2 alone: pass --model2")
+        merged["model1"] = merged["model2"]
+    merged["recipe"] = recipe or "custom"
     parts: dict[str, dict[str, Any]] = {sec: {} for sec in SECTIONS}
     for flat, value in merged.items():
         sec, name = FLAT[flat]

@@ -106,7 +106,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 
     save_adapters(acc, model, run.tokenizers, outdir)
     summary = {"steps": progress.global_step, "total_steps": total, "paths": len(run.dataset), "world": world,
-               **speed.summary(world), **peak_memory_gib(acc)}  # training's peak (evaluation not counted)
+               **speed.summary(world), **peak_memory_gib(acc),  # training's peak (evaluation not counted)
+               "truncation": run.dataset.truncation_report(), "eval_budget": eval_budgets(run)}
     if cfg.eval.at_end:
         summary["eval"] = evaluate_at_end(run)
     if acc.is_main_process:
@@ -128,6 +129,16 @@ def _stop_if_diverged(acc, loss: torch.Tensor, progress: Progress, epoch: int, b
                                f"path ids {batch['meta']['ids']}); state before this step saved to {d}")
 
 
+def eval_budgets(run: Run) -> dict[str, int]:
+    """Generation budget per student: ``--max_new_tokens`` when given, else derived from the training
+    completions (:func:`~distill.students.evaluate.default_budgets`); ``distill eval`` reads it back."""
+    from distill.students.evaluate import default_budgets
+
+    if run.cfg.eval.max_new_tokens is not None:
+        return {k: run.cfg.eval.max_new_tokens for k in run.tokenizers}
+    return default_budgets(run.dataset.completion_lengths())
+
+
 def evaluate_at_end(run: Run) -> dict[str, Any]:
     """Both students and their ensemble on the test rows (every rank evaluates its shard)."""
     from distill.students.data import load_test_rows
@@ -138,6 +149,6 @@ def evaluate_at_end(run: Run) -> dict[str, Any]:
     rows = rows[: cfg.eval.limit] if cfg.eval.limit else rows
     students = [(m.student1, run.tokenizers["s1"])] + ([(m.student2, run.tokenizers["s2"])] if m.student2 is not None else [])
     _, metrics = evaluate(students, rows, cfg.data.task, accelerator=run.accelerator, eval_bs=cfg.eval.bs,
-                          max_new_tokens=cfg.eval.max_new_tokens, out_dir=Path(cfg.runtime.outdir) / "eval",
+                          max_new_tokens=[eval_budgets(run)[k] for k in run.tokenizers], out_dir=Path(cfg.runtime.outdir) / "eval",
                           synced_gpus=zero_stage(run.accelerator) == 3)
     return metrics

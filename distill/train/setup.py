@@ -51,8 +51,15 @@ def make_accelerator(cfg: TrainConfig):
 
     if os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true" and not torch.cuda.is_available():
         PartialState(backend="gloo")  # DeepSpeed on CPU (DS_ACCELERATOR=cpu) has no NCCL
+    from accelerate.utils import DistributedDataParallelKwargs
+
     kwargs: dict[str, Any] = {"gradient_accumulation_steps": cfg.optim.grad_accum,
-                              "step_scheduler_with_optimizer": False}
+                              "step_scheduler_with_optimizer": False,
+                              # The router's statistics and path bank are buffers it keeps identical on every
+                              # rank by all-gathering each batch (distill.router.router); DDP's default
+                              # broadcast_buffers=True would overwrite them with rank 0's at every forward.
+                              # DeepSpeed ignores this (it broadcasts no buffers).
+                              "kwargs_handlers": [DistributedDataParallelKwargs(broadcast_buffers=False)]}
     if cfg.students.precision != "auto":
         kwargs["mixed_precision"] = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[cfg.students.precision]
     report_to = cfg.runtime.report_to
@@ -205,11 +212,12 @@ def setup_run(cfg: TrainConfig) -> Run:
     max_lens = {k: min(cfg.data.max_len, context_window(m.config) or cfg.data.max_len)
                 for k, m in (("s1", s1), ("s2", s2)) if m is not None}
     dataset = PathDataset(load_train_paths(cfg.data), tokenizers, max_lens)
-    lost = {k: v for k, v in dataset.fully_truncated().items() if v}
-    if lost and accelerator.is_main_process:
-        accelerator.print(f"warning: paths with no completion token left after truncation: {lost}; raise --max_len")
+    dropped = {k: v for k, v in dataset.dropped.items() if v}
+    if dropped and accelerator.is_main_process:
+        accelerator.print(f"warning: paths whose answer does not fit the token budget, dropped for that student "
+                          f"(per style): {dropped}; raise --max_len (train_summary.json: truncation)")
     router, peer = build_router_and_peer(cfg, dataset, s1, s2, tok1, tok2, outdir, accelerator)
-    model = MixtureModel(s1, s2, router, peer)
+    model = MixtureModel(s1, s2, router, peer, peer_scope=cfg.peer.scope)
     optimizer = torch.optim.AdamW(param_groups(model, cfg), lr=cfg.optim.lr_s1, weight_decay=cfg.optim.weight_decay)
 
     run = Run(cfg, accelerator, model, model, optimizer, None, dataset, tokenizers,
@@ -220,4 +228,8 @@ def setup_run(cfg: TrainConfig) -> Run:
                                                 run.total_steps)
     run.model, run.optimizer, run.scheduler = accelerator.prepare(model, optimizer, scheduler)
     run.unwrapped = accelerator.unwrap_model(run.model)
+    # Weights were initialised from one seed on every rank (and DDP / DeepSpeed broadcast rank 0's);
+    # from here each rank draws its own Gumbel noise and dropout masks: seed + rank (a resume restores
+    # every rank's RNG state from the checkpoint).
+    set_seed(cfg.optim.seed, device_specific=True)
     return run

@@ -1,0 +1,33 @@
+"""``RouterConfig``: the router's section of a run's configuration (``distill train`` flags)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from distill.options import at_least as _at_least
+from distill.options import need as _need
+from distill.options import one_of as _one_of
+from distill.options import option as _f
+
+ROUTING_MODES = ("learned", "all", "random")
+
+
+@dataclass
+class RouterConfig:
+    """The CoT router: which student learns each path."""
+
+    routing: str = _f("learned", "learned: CoT router over path embeddings; all: every path trains both "
+                             "students (no routing); random: fixed random assignment (ablation)")
+    encoder: str = _f("minilm", "router path encoder: 'minilm' or a local encoder folder")
+    gumbel_tau: float = _f(1.0, "initial Gumbel-softmax temperature of the router")
+    gumbel_tau_min: float = _f(0.1, "final Gumbel-softmax temperature (annealed over training)")
+    balance_weight: float = _f(1.0, "weight of the router's load-balance loss (0.1 collapsed routing onto one "
+                                    "student within 2 epochs on the built-in demo task; 1.0 did not)")
+    hidden: int = _f(128, "width of the router's MLP", flag="router_hidden")
+
+    def __post_init__(self) -> None:
+        _one_of(self, "routing", ROUTING_MODES)
+        _need(self.gumbel_tau > 0 and 0 < self.gumbel_tau_min <= self.gumbel_tau,
+              f"need 0 < --gumbel_tau_min <= --gumbel_tau, got {self.gumbel_tau_min} and {self.gumbel_tau}")
+        _at_least(self, ("balance_weight",), 0)
+        _at_least(self, ("hidden",), 1)
