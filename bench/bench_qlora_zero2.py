@@ -7,7 +7,7 @@ the GPU machine has no hub) with *different* tokenizers (a qwen2-style Unigram o
 BPE one, trained locally), 4-bit NF4 base weights + LoRA, trained on verified paths of the built-in
 ``arith`` task by
 
-    accelerate launch --config_file launch/accelerate/zero2.yaml --num_processes N launch/train_moe.py \\
+    accelerate launch --config_file "$(distill configs zero2)" --num_processes N -m distill.commands.train \\
         --load_in_4bit true ...
 
 It reads the run's ``train_summary.json`` and prints tokens/s (both students' tokens), mean step time
@@ -24,7 +24,8 @@ bitsandbytes' CPU backend, fp32 compute) ran 2 steps of bs 2 at 34-40 tokens/s, 
 activations, not weights (one student loaded: 1.4 GiB; its forward on 2 x 372 tokens: +4.7 GiB):
 both students' activations live until the step's single backward.
 
-Exits 1 if the launch fails or the run reports no throughput.
+Exits 1 if the launch fails, the run reports no throughput, or (on CUDA) the peak GPU memory
+exceeds ``--max_gpu_mem_gib`` (default 16).
 """
 
 from __future__ import annotations
@@ -106,9 +107,12 @@ def main() -> int:
     ap.add_argument("--num_processes", type=int, default=1)
     ap.add_argument("--steps", type=int, default=30, help="optimizer steps (the first is excluded from step time)")
     ap.add_argument("--bs", type=int, default=8, help="paths per micro-batch per process")
-    ap.add_argument("--config", default="zero2.yaml", help="file under launch/accelerate/")
+    ap.add_argument("--config", default="zero2", help="accelerate config: a built-in name (distill configs) or a file")
     ap.add_argument("--gradient_checkpointing", action="store_true")
     ap.add_argument("--workdir", default=None, help="keep models and the run here (default: a temp folder)")
+    ap.add_argument("--max_gpu_mem_gib", type=float, default=16.0,
+                    help="target: CUDA allocator peak (max over ranks) must stay at or below this (two NF4 "
+                         "0.5B students + LoRA are far below their bf16 weights plus activations)")
     args = ap.parse_args()
 
     import torch
@@ -130,9 +134,11 @@ def main() -> int:
           f"(built in {time.perf_counter() - t0:.0f} s)")
 
     outdir = work / "run"
+    from distill.configs import find_config
+
     cmd = [str(Path(sys.executable).parent / "accelerate"), "launch",
-           "--config_file", str(ROOT / "launch" / "accelerate" / args.config),
-           "--num_processes", str(args.num_processes), str(ROOT / "launch" / "train_moe.py"),
+           "--config_file", str(find_config(args.config, "accelerate")),
+           "--num_processes", str(args.num_processes), "-m", "distill.commands.train",
            "--task", "arith", "--model1", str(m1), "--model2", str(m2), "--train_file", str(train),
            "--test_file", str(test), "--outdir", str(outdir), "--load_in_4bit", "true",
            "--epochs", "1", "--bs", str(args.bs), "--max_steps", str(args.steps), "--max_len", "512",
@@ -156,7 +162,14 @@ def main() -> int:
                       "mean_step_time_s": round(s.get("mean_step_time_s", 0.0), 4),
                       "peak_gpu_mem_gib": s.get("peak_gpu_mem_gib"), "peak_rss_gib": s.get("peak_rss_gib"),
                       "launch_wall_s": round(wall, 1)}, indent=2))
-    return 0 if s.get("tokens_per_s", 0) > 0 else 1
+    ok = s.get("tokens_per_s", 0) > 0
+    gpu = s.get("peak_gpu_mem_gib")
+    if gpu is not None:
+        mem_ok = gpu <= args.max_gpu_mem_gib
+        print(f"target: peak GPU memory <= {args.max_gpu_mem_gib:g} GiB: {gpu:.3f} GiB "
+              f"{'PASS' if mem_ok else 'FAIL'}", file=sys.stderr)
+        ok = ok and mem_ok
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -74,7 +74,7 @@ def demo_students(tmp_path):
     import json
 
     def build(cfg, arith):
-        from distill.demo.pipeline import build_students, tokenizer_corpus
+        from distill.demo.students import build_students, tokenizer_corpus
         from distill.demo.synthetic import write_splits
         from distill.demo.teacher import ScriptedBackend
         from distill.students.tokenizer import load_tokenizer

@@ -20,7 +20,7 @@ import pytest
 @pytest.mark.timeout(600)
 def test_demo_end_to_end_students_improve(tmp_path):
     out = tmp_path / "demo"
-    proc = subprocess.run([sys.executable, "-m", "distill.cli", "demo", "--outdir", str(out), "--n_test", "60"],
+    proc = subprocess.run([sys.executable, "-m", "distill.commands", "demo", "--outdir", str(out), "--n_test", "60"],
                           capture_output=True, text=True, timeout=580)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "accuracy        before   after" in proc.stdout

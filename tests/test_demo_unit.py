@@ -10,26 +10,33 @@ from pathlib import Path
 
 import pytest
 
-from distill.demo import cli as demo_cli
-from distill.demo.pipeline import (LAUNCH, DemoConfig, StudentSpec, format_report, probe_config, prompt_command,
-                                   teacher_stats, tokenizer_corpus, train_command)
+from distill.configs import find_config
+from distill.demo import command as demo_cli
+from distill.demo.config import DemoConfig, StudentSpec, probe_config
+from distill.demo.report import format_report, teacher_stats
+from distill.demo.stages import TRAIN_MODULE, prompt_command, train_args, train_command
+from distill.demo.students import tokenizer_corpus
 from distill.demo.synthetic import ArithConfig, write_splits
 from distill.errors import ConfigError
 from distill.train.config import load_yaml, config_from_sources
 
 
 def test_builtin_train_configs_are_valid_train_configs(tmp_path):
-    for name in ("demo.yaml", "routing_probe.yaml"):
-        values = load_yaml(LAUNCH / "configs" / name)
+    for name in ("demo", "gsm8k_lora"):
+        values = load_yaml(find_config(name, "train"))
         cfg = config_from_sources(values, {"model1": "a", "model2": "b"})
-        assert cfg.task == "arith" and cfg.routing == "learned"
+        if name == "gsm8k_lora":
+            continue
+        assert cfg.data.task == "arith" and cfg.router.routing == "learned"
         # Random-init tiny students need LoRA on embeddings and head (see demo.yaml).
-        assert "embed_tokens" in cfg.lora_targets and "lm_head" in cfg.lora_targets
+        assert "embed_tokens" in cfg.lora.targets and "lm_head" in cfg.lora.targets
 
 
 def test_probe_preset_cripples_only_student1():
     cfg = probe_config(outdir="x")
-    assert cfg.preset == "probe" and cfg.train_config.endswith("routing_probe.yaml")
+    # the probe is the demo's training config plus the probe's own (student/data) overrides
+    assert cfg.preset == "probe" and cfg.train_config == str(find_config("demo", "train").resolve())
+    assert cfg.train_config == DemoConfig().train_config and cfg.train_overrides == {}
     assert cfg.student1.truncation_side == "left" and cfg.student1.max_positions <= 144
     assert cfg.student2.max_positions >= 512
     assert "tot" in cfg.styles.split(",")
@@ -49,10 +56,11 @@ def test_config_validation_says_what_to_change():
 def test_commands_use_the_public_entry_points(tmp_path):
     cfg = DemoConfig(outdir=str(tmp_path), train_overrides={"epochs": 2})
     p = prompt_command(cfg, tmp_path / "data" / "arith" / "train" / "train.jsonl", tmp_path / "s.json")
-    assert p[1:4] == ["-m", "distill.cli", "prompt"] and "--backend" in p and p[p.index("--backend") + 1] == "scripted"
+    assert p[1:4] == ["-m", "distill.commands", "prompt"] and "--backend" in p and p[p.index("--backend") + 1] == "scripted"
     t = train_command(cfg, tmp_path / "data", tmp_path / "m1", tmp_path / "m2", tmp_path / "run")
     assert t[1:3] == ["-m", "accelerate.commands.launch"]
-    assert str(LAUNCH / "train_moe.py") in t and t[t.index("--epochs") + 1] == "2"
+    assert t[t.index(TRAIN_MODULE) - 1] == "-m" and t[t.index("--epochs") + 1] == "2"
+    assert t[t.index("--config_file") + 1] == str(find_config("cpu_ddp", "accelerate"))
     assert t[t.index("--num_processes") + 1] == "2"
 
 
@@ -95,7 +103,7 @@ def test_cli_flags_map_to_config(tmp_path):
 
 def test_prefilled_router_cache_is_what_training_reads(tmp_path):
     """The demo embeds the paths before launching; the engine's embedder then finds every one cached."""
-    from distill.demo.pipeline import prefill_router_cache
+    from distill.demo.stages import prefill_router_cache
     from distill.router.encoder import PathEmbedder, path_text
     from distill.students.data import load_train_paths
     from distill.train.config import parse_train_args
@@ -106,9 +114,9 @@ def test_prefilled_router_cache_is_what_training_reads(tmp_path):
     run_dir = tmp_path / "run"
     cmd = train_command(cfg, tmp_path / "data", tmp_path / "m1", tmp_path / "m2", run_dir)
     assert prefill_router_cache(cmd, run_dir, threads=1) == 6 * cfg.n_paths
-    tcfg = parse_train_args(cmd[cmd.index(str(LAUNCH / "train_moe.py")) + 1:])
-    texts = [path_text(e["question_text"], e["response"]) for e in load_train_paths(tcfg)]
-    emb = PathEmbedder(tcfg.encoder, run_dir / "emb_cache")
+    tcfg = parse_train_args(train_args(cmd))
+    texts = [path_text(e["question_text"], e["response"]) for e in load_train_paths(tcfg.data)]
+    emb = PathEmbedder(tcfg.router.encoder, run_dir / "emb_cache")
     vecs = emb.embed(texts)
     assert emb.encoded_count == 0 and vecs.shape[0] == len(texts)
 

@@ -6,7 +6,7 @@ import json
 
 from fake_openai_server import FakeTeacherServer
 
-from distill.cli import main
+from distill.commands import main
 from distill.prompting.judge import parse_verdict
 
 ROWS = [{"id": f"q{i}", "question": f"What is {i} plus {i}?", "gold_answer": str(2 * i)} for i in range(4)]

@@ -144,6 +144,32 @@ def test_ensemble_kl_scales_by_temperature_squared():
     assert kl2.item() == approx(4 * KL2_HAND)
 
 
+def test_ensemble_kl_reduction_none_gives_the_per_row_values():
+    # the per-row terms of KL1_HAND / KL2_HAND (see the comment above), not averaged
+    z1, z2, w = _kl_rows()
+    kl1, kl2 = ensemble_kl(z1, z2, w, reduction="none")
+    assert kl1.shape == kl2.shape == (2,)
+    assert kl1.tolist() == approx([5 / 8 * math.log(5 / 4) + 3 / 8 * math.log(3 / 4), 0.0])
+    assert kl2.tolist() == approx([5 / 8 * math.log(5 / 6) + 3 / 8 * math.log(3 / 2), 0.5 * math.log(4 / 3)])
+    # T**2 scaling applies per row too; the default is the mean of the rows
+    kl1_t, kl2_t = ensemble_kl(2 * z1, 2 * z2, w, temperature=2.0, reduction="none")
+    assert kl1_t.tolist() == approx([4 * v for v in kl1.tolist()])
+    assert kl2_t.tolist() == approx([4 * v for v in kl2.tolist()])
+    with pytest.raises(ValueError, match="reduction"):
+        ensemble_kl(z1, z2, w, reduction="sum")
+
+
+def test_ensemble_kl_reduction_none_row_gradient_is_local():
+    # a row's per-row value depends only on that row: its gradient into the other row is exactly 0
+    z1, z2, w = _kl_rows()
+    z2 = z2.clone().requires_grad_(True)
+    _, kl2 = ensemble_kl(z1, z2, w, reduction="none")
+    (g,) = torch.autograd.grad(kl2[1], [z2])
+    assert g[0].tolist() == [0.0, 0.0]
+    # row 1: target = p1 = [1/2, 1/2], d KL / dz2 = p2 - t = [3/4 - 1/2, 1/4 - 1/2]
+    assert g[1].tolist() == approx([1 / 4, -1 / 4])
+
+
 def test_ensemble_kl_target_is_detached():
     z1 = torch.tensor([HALF], requires_grad=True)
     z2 = torch.tensor([THREE_QUARTERS], requires_grad=True)
@@ -226,6 +252,20 @@ def test_uld_distance_known_value_with_different_vocab_sizes():
     # the temperature divides the logits: 2x logits at T = 2 is the same case
     d1, d2 = uld_distance(2 * z1, 2 * z2, w, temperature=2.0)
     assert d1.item() == approx(3 / 8) and d2.item() == approx(1 / 8)
+
+
+def test_uld_distance_reduction_none_gives_the_per_row_values():
+    z1 = torch.tensor([HALF, HALF])  # sorted, padded [1/2, 1/2, 0]
+    z2 = torch.tensor([[0.0, LN2, 0.0], [0.0, LN2, 0.0]])  # sorted [1/2, 1/4, 1/4]
+    w = torch.tensor([[0.25, 0.75], [1.0, 0.0]])
+    # row 0: as in the known-value test above, d1 = 3/8, d2 = 1/8
+    # row 1: target = p1 -> d1 = 0, d2 = |1/2-1/2| + |1/4-1/2| + |1/4-0| = 1/2
+    d1, d2 = uld_distance(z1, z2, w, reduction="none")
+    assert d1.tolist() == approx([3 / 8, 0.0]) and d2.tolist() == approx([1 / 8, 1 / 2])
+    m1, m2 = uld_distance(z1, z2, w)  # the default is their mean
+    assert m1.item() == approx(3 / 16) and m2.item() == approx(5 / 16)
+    with pytest.raises(ValueError, match="reduction"):
+        uld_distance(z1, z2, w, reduction="sum")
 
 
 def test_uld_distance_identical_or_permuted_is_zero_and_target_detached():

@@ -11,7 +11,7 @@ from distill.errors import ConfigError
 from distill.losses import IGNORE_INDEX
 from distill.peer.align import align_spans, aligned_positions
 from distill.peer.build import build_peer, same_vocabulary
-from distill.train.config import PeerConfig
+from distill.peer.config import PeerConfig
 
 RESPONSES = [
     "Ann starts with 12 apples. After buying 30, Ann has 12 + 30 = 42. The answer is \\boxed{42}.",
@@ -239,3 +239,198 @@ def test_build_peer_modes(tiny_llama, llama_qwen):
     a, ta = _load(tiny_llama)
     assert build_peer(PeerConfig(mode="hidden"), a, a, ta, ta).mode == "hidden"
     assert not same_vocabulary(m1, m2, t1, t2)
+
+
+# -- peer scope: which student is taught on which path ------------------------------------------
+#
+# Gradients are compared on the *same* student forward: the full batch is run once per call and the
+# students' real outputs are then cut to a subset of rows, so "without row r" differs from the full
+# batch only in what the peer module sees (no padding or recomputation noise).
+
+#: row 0 routed to student 1 only, row 1 to both, row 2 to student 2 only
+MIXED_MASK = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
+
+
+def _take_out(out, rows):
+    from transformers.modeling_outputs import CausalLMOutputWithPast
+
+    return CausalLMOutputWithPast(logits=out.logits[rows], hidden_states=tuple(h[rows] for h in out.hidden_states))
+
+
+def _take_batch(batch, rows):
+    return {key: {k: v[rows] for k, v in batch[key].items()} for key in ("s1", "s2")}
+
+
+def _flat_grad(model):
+    return torch.cat([(torch.zeros_like(p) if p.grad is None else p.grad).flatten() for p in model.parameters()])
+
+
+def _peer_grads(peer, m1, m2, batch, mask, rows):
+    """Students' gradients ``(g1, g2, PeerOutput)`` from the peer loss on ``rows`` of ``batch``."""
+    for m in (m1, m2, peer):
+        m.zero_grad(set_to_none=True)
+    o1, o2 = _run(m1, batch["s1"]), _run(m2, batch["s2"])
+    out = peer(_take_out(o1, rows), _take_out(o2, rows), _take_batch(batch, rows), mask[rows])
+    out.loss.backward()
+    g1, g2 = _flat_grad(m1), _flat_grad(m2)
+    if m1 is m2:  # one model as both students: not separable
+        raise ValueError("use two model objects")
+    return g1, g2, out
+
+
+def _same(a, b):
+    return torch.allclose(a, b, rtol=1e-5, atol=1e-9)
+
+
+def _differs(a, b):
+    return float((a - b).abs().max()) > 1e-3 * float(b.abs().max())
+
+
+@pytest.fixture(scope="module")
+def llama_llama(tiny_llama):
+    m1, t1 = _load(tiny_llama)
+    m2, t2 = _load(tiny_llama, seed=3)
+    return m1, t1, m2, t2
+
+
+def _students(mode, llama_llama, llama_qwen):
+    """kl: two llamas sharing a tokenizer (different weights); hidden / uld: llama vs qwen2."""
+    m1, t1, m2, t2 = llama_llama if mode == "kl" else llama_qwen
+    m1.eval()
+    m2.eval()
+    return m1, t1, m2, t2
+
+
+def test_peer_scope_is_validated_mirrors_the_config_and_reaches_the_module(llama_qwen):
+    from distill.peer.module import PEER_SCOPES, PeerTeacher
+
+    # the module accepts exactly the scopes the config (--peer_scope) accepts
+    assert [PeerConfig(scope=scope).scope for scope in PEER_SCOPES] == list(PEER_SCOPES)
+    with pytest.raises(ConfigError, match="peer_scope"):
+        PeerConfig(scope="everything")
+    with pytest.raises(ValueError, match="peer scope"):
+        PeerTeacher("kl", 8, 8, scope="everything")
+    assert PeerTeacher("kl", 8, 8).scope == "co_routed"
+    m1, t1, m2, t2 = llama_qwen
+    for scope in PEER_SCOPES:
+        assert build_peer(PeerConfig(mode="uld", scope=scope), m1, m2, t1, t2).scope == scope
+
+
+@pytest.mark.parametrize("mode", ["kl", "hidden", "uld"])
+def test_co_routed_scope_ignores_single_routed_paths(mode, llama_llama, llama_qwen):
+    """(1) scope co_routed: a path routed to one student teaches neither student anything."""
+    m1, t1, m2, t2 = _students(mode, llama_llama, llama_qwen)
+    torch.manual_seed(0)
+    peer = build_peer(PeerConfig(mode=mode, scope="co_routed"), m1, m2, t1, t2)
+    assert peer.mode == mode
+    batch = _batch(t1, t2)
+    g1, g2, out = _peer_grads(peer, m1, m2, batch, MIXED_MASK, [0, 1, 2])
+    assert out.logs["co_routed"] == 1 and out.logs["rows_s1"] == out.logs["rows_s2"] == 1
+    c1, c2, _ = _peer_grads(peer, m1, m2, batch, MIXED_MASK, [1])  # the co-routed path alone
+    assert c1.abs().sum() > 0 and c2.abs().sum() > 0
+    assert _same(g2, c2) and _same(g1, c1), "rows 0 and 2 must not change either student's gradient"
+    for row in (0, 2):  # a single-routed path alone: no loss, exactly zero student gradients
+        z1, z2, alone = _peer_grads(peer, m1, m2, batch, MIXED_MASK, [row])
+        assert alone.loss.item() == 0.0 and alone.logs["rows_s1"] == alone.logs["rows_s2"] == 0
+        assert z1.abs().max() == 0 and z2.abs().max() == 0
+
+
+@pytest.mark.parametrize("mode", ["kl", "hidden", "uld"])
+def test_all_scope_teaches_only_the_student_not_routed(mode, llama_llama, llama_qwen):
+    """(2) scope all: on a path routed only to A, B gets the peer term and A gets none from it."""
+    m1, t1, m2, t2 = _students(mode, llama_llama, llama_qwen)
+    torch.manual_seed(0)
+    peer = build_peer(PeerConfig(mode=mode, scope="all"), m1, m2, t1, t2)
+    batch = _batch(t1, t2)
+    g1, g2, out = _peer_grads(peer, m1, m2, batch, MIXED_MASK, [0, 1, 2])
+    # student 1 is taught on rows 1 and 2 (routed to student 2), student 2 on rows 0 and 1
+    assert out.logs["rows_s1"] == 2 and out.logs["rows_s2"] == 2 and out.logs["co_routed"] == 1
+    # row 0 (student 1 only) alone: student 2 learns from it, student 1 gets exactly nothing
+    a1, a2, alone = _peer_grads(peer, m1, m2, batch, MIXED_MASK, [0])
+    assert alone.logs["rows_s1"] == 0 and alone.logs["rows_s2"] == 1
+    assert a1.abs().max() == 0 and a2.abs().sum() > 0
+    # row 2 (student 2 only) alone: the mirror image
+    b1, b2, alone = _peer_grads(peer, m1, m2, batch, MIXED_MASK, [2])
+    assert alone.logs["rows_s1"] == 1 and alone.logs["rows_s2"] == 0
+    assert b2.abs().max() == 0 and b1.abs().sum() > 0
+    # in the batch: dropping row 0 leaves student 1's gradient unchanged and changes student 2's
+    d1, d2, _ = _peer_grads(peer, m1, m2, batch, MIXED_MASK, [1, 2])
+    assert _same(g1, d1) and _differs(g2, d2)
+    # dropping row 2 leaves student 2's gradient unchanged and changes student 1's
+    e1, e2, _ = _peer_grads(peer, m1, m2, batch, MIXED_MASK, [0, 1])
+    assert _same(g2, e2) and _differs(g1, e1)
+    # on the co-routed rows both scopes agree exactly
+    co = build_peer(PeerConfig(mode=mode, scope="co_routed"), m1, m2, t1, t2)
+    co.load_state_dict(peer.state_dict())
+    both = torch.ones(3, 2)
+    f1, f2, fo = _peer_grads(peer, m1, m2, batch, both, [0, 1, 2])
+    h1, h2, ho = _peer_grads(co, m1, m2, batch, both, [0, 1, 2])
+    assert _same(f1, h1) and _same(f2, h2) and fo.loss.item() == pytest.approx(ho.loss.item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("scope", ["co_routed", "all"])
+@pytest.mark.parametrize("mode", ["kl", "hidden", "uld"])
+def test_peer_never_uses_the_teacher_tokens_of_a_path_the_student_was_not_routed(mode, scope, llama_llama,
+                                                                                 llama_qwen):
+    """(3) Relabelling student 2's teacher tokens on row 0 (routed to student 1 only) and student 1's on
+    row 2 (student 2 only) -- same labelled positions, other token ids -- changes no student gradient
+    and no student term, although every one of those tokens changed, so any NLL of them would change
+    (control). Only the weight network may read them (the detached sequence mixture NLL of the
+    cross-tokenizer modes)."""
+    from distill.losses import sequence_nll
+
+    m1, t1, m2, t2 = _students(mode, llama_llama, llama_qwen)
+    torch.manual_seed(0)
+    peer = build_peer(PeerConfig(mode=mode, scope=scope), m1, m2, t1, t2)
+    batch = _batch(t1, t2)
+    other = {k: {n: v.clone() for n, v in batch[k].items()} for k in ("s1", "s2")}
+    gen = torch.Generator().manual_seed(1)
+    for key, row, model in (("s2", 0, m2), ("s1", 2, m1)):
+        lab = other[key]["labels"]
+        on = lab[row] != IGNORE_INDEX
+        vocab = model.get_output_embeddings().weight.shape[0]
+        lab[row, on] = (lab[row, on] + torch.randint(1, vocab, (int(on.sum()),), generator=gen)) % vocab
+        # control: every teacher token of the path changed, so an NLL of them (value and gradient) would too
+        assert on.sum() > 10 and bool((lab[row, on] != batch[key]["labels"][row, on]).all())
+        with torch.no_grad():
+            logits = _run(model, batch[key]).logits[row:row + 1]
+            assert abs(float(sequence_nll(logits, batch[key]["labels"][row:row + 1]) -
+                             sequence_nll(logits, lab[row:row + 1]))) > 0.1
+    g1, g2, out = _peer_grads(peer, m1, m2, batch, MIXED_MASK, [0, 1, 2])
+    r1, r2, rel = _peer_grads(peer, m1, m2, other, MIXED_MASK, [0, 1, 2])
+    assert g2.abs().sum() > 0 and g1.abs().sum() > 0
+    assert torch.equal(g1, r1) and torch.equal(g2, r2)
+    assert out.logs["student_loss"] == rel.logs["student_loss"] and out.logs["pairs"] == rel.logs["pairs"]
+
+
+def test_kl_all_scope_teaches_an_unrouted_path_only_from_the_ensemble(tiny_llama):
+    """(3, kl) Two identical students: on a path routed to student 1 only, the ensemble equals
+    student 2's own distribution, so its peer gradient vanishes, while any NLL of the teacher
+    tokens would give a large one (shown). So student 2 learns that path from the ensemble only."""
+    from distill.losses import per_example_nll
+
+    m1, t1 = _load(tiny_llama)
+    m2, t2 = _load(tiny_llama)  # same weights, separate object
+    peer = build_peer(PeerConfig(mode="kl", scope="all"), m1, m2, t1, t2)
+    batch = _batch(t1, t2)
+    _, g2, out = _peer_grads(peer, m1, m2, batch, MIXED_MASK, [0])
+    assert out.logs["rows_s2"] == 1 and out.logs["pairs"] >= 15
+    m2.zero_grad(set_to_none=True)
+    per_example_nll(_run(m2, batch["s2"]).logits[:1], batch["s2"]["labels"][:1]).sum().backward()
+    nll_grad = _flat_grad(m2)
+    assert float(nll_grad.abs().max()) > 1e-2
+    assert float(g2.abs().max()) < 1e-5 * float(nll_grad.abs().max()), float(g2.abs().max())
+
+
+@pytest.mark.parametrize("mode", ["kl", "hidden", "uld"])
+def test_every_peer_parameter_gets_a_gradient_in_every_case(mode, llama_llama, llama_qwen):
+    """DDP: each call reaches every peer parameter, whatever the routing (zero where unused)."""
+    m1, t1, m2, t2 = _students(mode, llama_llama, llama_qwen)
+    batch = _batch(t1, t2)
+    for scope in ("co_routed", "all"):
+        peer = build_peer(PeerConfig(mode=mode, scope=scope), m1, m2, t1, t2)
+        for mask, rows in ((MIXED_MASK, [0]), (MIXED_MASK, [2]), (torch.zeros(3, 2), [0, 1, 2]),
+                           (MIXED_MASK, [0, 1, 2])):
+            _peer_grads(peer, m1, m2, batch, mask, rows)
+            missing = [n for n, p in peer.named_parameters() if p.grad is None]
+            assert not missing, (scope, mask[rows].tolist(), missing)

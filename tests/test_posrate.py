@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from distill.cli import main
+from distill.commands import main
 from distill.data.jsonl import atomic_write_jsonl
 from distill.router.posrate import compute_rates
 
@@ -70,7 +70,7 @@ def test_errors_are_one_line(tmp_path, capsys):
 
 
 def test_posrate_does_not_import_torch(logdir):
-    code = ("import sys; from distill.cli import main; main(['posrate','--log_dir',%r,'--json']); "
+    code = ("import sys; from distill.commands import main; main(['posrate','--log_dir',%r,'--json']); "
             "assert 'torch' not in sys.modules, 'posrate imported torch'" % str(logdir))
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr

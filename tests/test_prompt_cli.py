@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from fake_openai_server import FakeTeacherServer
 
-from distill.cli import main
+from distill.commands import main
 
 ROWS = [{"id": f"q{i}", "question": f"What is {i} plus {i}?", "gold_answer": str(2 * i)} for i in range(6)]
 
@@ -155,7 +155,7 @@ def test_kill_dash_nine_then_resume_reasks_only_unfinished(tmp_path):
     cache = src.with_name("test.cache.jsonl")
     total = 5 * 4
     with FakeTeacherServer(responder=responder, latency=0.25) as srv:
-        cmd = [sys.executable, "-m", "distill.cli", "prompt", "--root", str(tmp_path), "--dataset", "gsm8k",
+        cmd = [sys.executable, "-m", "distill.commands", "prompt", "--root", str(tmp_path), "--dataset", "gsm8k",
                "--n", "4", "--base-url", srv.url, "--concurrency", "2", "--no-progress"]
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from distill.cli import main
+from distill.commands import main
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path("/work/shared/datasets")
@@ -132,7 +132,7 @@ def test_unknown_dataset_and_empty_root(tmp_path: Path, capsys):
 
 @needs_data
 def test_subprocess_does_not_import_torch(tree: Path):
-    code = ("import sys; from distill.cli import main; rc = main(sys.argv[1:]); "
+    code = ("import sys; from distill.commands import main; rc = main(sys.argv[1:]); "
             "bad = [m for m in ('torch', 'transformers', 'peft') if m in sys.modules]; "
             "print('HEAVY', bad); sys.exit(rc)")
     env = {**os.environ, "PYTHONPATH": str(REPO)}

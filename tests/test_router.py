@@ -11,7 +11,7 @@ import torch
 from distill.errors import ConfigError
 from distill.losses import balance_loss, routing_cost
 from distill.router.build import build_router
-from distill.train.config import RouterConfig
+from distill.router.config import RouterConfig
 from distill.router.router import CoTRouter, RandomRouter
 
 

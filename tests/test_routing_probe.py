@@ -24,7 +24,7 @@ import pytest
 
 def test_probe_window_really_cuts_tot_only(tmp_path, demo_students):
     """The probe's premise, checked on real tokenizers: short styles fit student 1's window, tot does not."""
-    from distill.demo.pipeline import probe_config
+    from distill.demo.config import probe_config
     from distill.demo.synthetic import ArithConfig
     from distill.losses import IGNORE_INDEX
     from distill.students.data import encode_path, question_text
@@ -56,11 +56,11 @@ def test_probe_window_really_cuts_tot_only(tmp_path, demo_students):
 @pytest.mark.parametrize("data_seed", [0, 1])
 def test_router_sends_unlearnable_style_to_student2(tmp_path, data_seed):
     out = tmp_path / "probe"
-    proc = subprocess.run([sys.executable, "-m", "distill.cli", "demo", "--probe", "--outdir", str(out),
+    proc = subprocess.run([sys.executable, "-m", "distill.commands", "demo", "--probe", "--outdir", str(out),
                            "--n_train", "400", "--n_test", "20", "--seed", str(data_seed), "--no_plot"],
                           capture_output=True, text=True, timeout=580)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    pr = subprocess.run([sys.executable, "-m", "distill.cli", "posrate", "--log_dir", str(out / "run"), "--json"],
+    pr = subprocess.run([sys.executable, "-m", "distill.commands", "posrate", "--log_dir", str(out / "run"), "--json"],
                         capture_output=True, text=True)
     assert pr.returncode == 0, pr.stderr
     rates = json.loads(pr.stdout)

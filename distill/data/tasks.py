@@ -1,7 +1,9 @@
 """The task registry: which fields a task's rows carry and how its answers are checked.
 
 One table, so the prompting, verification, training and evaluation stages agree on
-what a "gsm8k row" is. ``kind`` selects the verifier family:
+what a "gsm8k row" is. It holds the research tasks; more come from :func:`register_task`
+or from packages declaring a ``distill.tasks`` entry point (the demo's ``arith`` is one).
+``kind`` selects the verifier family:
 
 - ``math``:  free-form mathematical answer (LaTeX-aware equivalence).
 - ``mcq``:   a letter among ``choices["label"]``.
@@ -13,7 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from distill.errors import DistillError
+from distill.errors import ConfigError, DistillError
+from distill.plugins import PluginRegistry
 
 
 @dataclass(frozen=True)
@@ -25,18 +28,65 @@ class TaskSpec:
     required: tuple[str, ...]
 
 
-TASKS: dict[str, TaskSpec] = {
-    "gsm8k": TaskSpec("gsm8k", "math", ("id", "question", "gold_answer")),
-    "math": TaskSpec("math", "math", ("id", "question", "gold_answer")),
-    "table_mwp": TaskSpec("table_mwp", "math", ("id", "question", "table", "gold_answer")),
-    "arc_challenge": TaskSpec("arc_challenge", "mcq", ("id", "question", "choices", "gold_answer")),
-    "commonsense_qa": TaskSpec("commonsense_qa", "mcq", ("id", "question", "choices", "gold_answer")),
-    "date": TaskSpec("date", "mcq", ("id", "question", "choices", "gold_answer")),
-    "strategy_qa": TaskSpec("strategy_qa", "yesno", ("id", "question", "gold_answer")),
-    "anli": TaskSpec("anli", "nli", ("id", "premise", "hypothesis", "gold_answer")),
-    # The built-in offline task of the demo: seeded multi-step arithmetic word problems.
-    "arith": TaskSpec("arith", "math", ("id", "question", "gold_answer")),
-}
+#: The research tasks that ship with distill. Others (the demo's ``arith``, a user's own) come from
+#: :func:`register_task` or the ``distill.tasks`` entry-point group.
+BUILTIN_TASKS: tuple[TaskSpec, ...] = (
+    TaskSpec("gsm8k", "math", ("id", "question", "gold_answer")),
+    TaskSpec("math", "math", ("id", "question", "gold_answer")),
+    TaskSpec("table_mwp", "math", ("id", "question", "table", "gold_answer")),
+    TaskSpec("arc_challenge", "mcq", ("id", "question", "choices", "gold_answer")),
+    TaskSpec("commonsense_qa", "mcq", ("id", "question", "choices", "gold_answer")),
+    TaskSpec("date", "mcq", ("id", "question", "choices", "gold_answer")),
+    TaskSpec("strategy_qa", "yesno", ("id", "question", "gold_answer")),
+    TaskSpec("anli", "nli", ("id", "premise", "hypothesis", "gold_answer")),
+)
+KINDS: tuple[str, ...] = ("math", "mcq", "yesno", "nli")
+ENTRY_POINT_GROUP = "distill.tasks"
+
+
+class TaskRegistry(PluginRegistry[TaskSpec]):
+    """Name -> :class:`TaskSpec`, a read-only mapping that also finds plug-in tasks.
+
+    A lookup of a name that is not registered loads the ``distill.tasks`` entry point of that name
+    (if an installed package declares one); iterating (listing the names) loads them all. An entry
+    point names a :class:`TaskSpec` object (or a zero-argument callable returning one) whose
+    ``name`` equals the entry point's name.
+    """
+
+    def _check(self, name: str, obj: object) -> TaskSpec:
+        spec = obj() if callable(obj) and not isinstance(obj, TaskSpec) else obj
+        if not isinstance(spec, TaskSpec):
+            raise TypeError(f"expected a TaskSpec, got {type(spec).__name__}")
+        if spec.name != name:
+            raise ValueError(f"its TaskSpec is named {spec.name!r}, not {name!r}")
+        if spec.kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {spec.kind!r}")
+        return spec
+
+
+#: Every task by name (a Mapping: ``name in TASKS``, ``TASKS[name]``, ``sorted(TASKS)``).
+TASKS = TaskRegistry(ENTRY_POINT_GROUP, "task", {s.name: s for s in BUILTIN_TASKS})
+
+
+def register_task(spec: TaskSpec, *, replace: bool = False) -> TaskSpec:
+    """Add a task to :data:`TASKS` (``replace=True`` to redefine one). Returns ``spec``.
+
+    In-process only: worker processes (the verifiers' pool, every ``accelerate launch`` rank) start
+    fresh interpreters, so a task used there must also be importable from where they look it up, i.e.
+    be declared as a ``distill.tasks`` entry point of an installed package (see the README).
+    """
+    if not isinstance(spec, TaskSpec):
+        raise TypeError(f"register_task needs a TaskSpec, got {type(spec).__name__}")
+    if spec.kind not in KINDS:
+        raise ConfigError(f"task {spec.name!r}: kind must be one of {', '.join(KINDS)}, got {spec.kind!r}")
+    TASKS.register(spec.name, spec, replace=replace)
+    return spec
+
+
+def task_names() -> list[str]:
+    """Every task name, built-in and plug-in, sorted."""
+    return sorted(TASKS)
+
 
 #: Fields an enriched row adds to its source row; parallel lists, one entry per path.
 PATH_FIELDS: tuple[str, ...] = ("prompts", "styles", "responses", "preds", "correct_flags")
@@ -47,10 +97,9 @@ class UnknownTaskError(DistillError, ValueError):
 
 
 def get_task(name: str) -> TaskSpec:
-    """Look up a task by name, failing with the list of valid names."""
+    """Look up a task by name (built-in, registered or plug-in), failing with the valid names."""
     try:
         return TASKS[name]
     except KeyError:
-        raise UnknownTaskError(
-            f"unknown task {name!r}; valid tasks: {', '.join(sorted(TASKS))}"
-        ) from None
+        raise UnknownTaskError(f"unknown task {name!r}; valid tasks: {', '.join(sorted(TASKS))}"
+                               f"{TASKS.failure_note(name)}") from None

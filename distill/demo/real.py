@@ -10,7 +10,8 @@ uses to dequantise GGUF weights::
 
 The GGUF file is dequantised once into an ordinary float32 Hugging Face folder (~540 MB), which
 the training engine then loads like any model path. 135M parameters train slowly on 2 CPU cores,
-so ``--real`` uses a small data set and one epoch; it is a showcase, not the default.
+so ``--real`` uses a small data set and one epoch; it is a showcase, not the default. The student
+spec that selects it is :func:`distill.demo.config.real_student_spec`.
 """
 
 from __future__ import annotations
@@ -63,11 +64,3 @@ def prepare_smollm2(out_dir: str | Path) -> Path:
     model.save_pretrained(out)
     tok.save_pretrained(out)
     return out
-
-
-def real_student_spec():
-    """Student 2 for ``--real``: the prepared SmolLM2 folder instead of a tiny model."""
-    from distill.demo.pipeline import StudentSpec
-
-    smollm2_gguf()  # fail early, before any other stage runs
-    return StudentSpec(arch="llama", pretrained="smollm2")

@@ -22,9 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from distill.data.jsonl import atomic_write_jsonl
+from distill.data.tasks import TaskSpec
 from distill.errors import ConfigError
 
 TASK = "arith"
+#: The task's registry entry, published through the ``distill.tasks`` entry point ``arith`` (see
+#: pyproject.toml), so every process finds it without distill itself importing the demo.
+TASK_SPEC = TaskSpec(TASK, "math", ("id", "question", "gold_answer"))
 
 NAMES = ("Ava", "Ben", "Cleo", "Dan", "Eva", "Finn", "Gus", "Hana", "Ivy", "Jon", "Kai", "Lena", "Milo", "Nora")
 ITEMS = ("apples", "marbles", "stickers", "coins", "books", "shells", "cards", "pens")

@@ -224,3 +224,9 @@ class ScriptedBackend:
 
     async def aclose(self) -> None:
         return None
+
+
+def scripted_backend(**opts) -> ScriptedBackend:
+    """Backend factory for ``--backend scripted`` (entry point ``distill.backends: scripted``):
+    takes ``wrong_rate`` and ``seed`` and ignores the API options (model, base_url, ...)."""
+    return ScriptedBackend(**{k: opts[k] for k in ("wrong_rate", "seed") if k in opts})

@@ -4,6 +4,11 @@ All take already-gathered aligned rows (``[N, ...]``, one row per aligned token,
 example for the sequence-level mixture) so they are independent of batching, padding and
 tokenizers. ``w`` is always the ensemble-weight network's softmax output, ``[N, 2]`` (or
 ``[B, 2]``), column ``k`` the weight of student ``k + 1``.
+
+The per-row student terms (:func:`ensemble_kl`, :func:`uld_distance`) take ``reduction``:
+``"mean"`` (default) over rows, or ``"none"`` for the ``[N]`` per-row values, so a caller can
+average each student's term over a different subset of rows (peer scope ``all``: a student is
+taught only on the paths routed to the *other* student).
 """
 
 from __future__ import annotations
@@ -11,18 +16,30 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+REDUCTIONS = ("mean", "none")
+
+
+def _reduce(per_row: torch.Tensor, reduction: str) -> torch.Tensor:
+    if reduction == "mean":
+        return per_row.mean()
+    if reduction == "none":
+        return per_row
+    raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+
 
 def ensemble_kl(logits1: torch.Tensor, logits2: torch.Tensor, w: torch.Tensor,
-                temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+                temperature: float = 1.0, reduction: str = "mean") -> tuple[torch.Tensor, torch.Tensor]:
     """Token-level KL of each student toward the weighted ensemble of both (same vocabulary).
 
     Args:
         logits1, logits2: [N, V] the two students' logits at aligned positions.
         w: [N, 2] ensemble weights per row (rows sum to 1).
         temperature: T > 0, applied to both students' logits.
+        reduction: ``"mean"`` over rows, or ``"none"``: ``[N]`` per-row values (not averaged).
 
     Returns:
-        ``(kl1, kl2)``, two scalars: ``mean_n KL(target_n || softmax(z_k,n / T)) * T**2``. The
+        ``(kl1, kl2)``, two scalars: ``mean_n KL(target_n || softmax(z_k,n / T)) * T**2`` (each
+        ``[N]`` without the mean under ``reduction="none"``; the mean of those is the default). The
         target ``w1 softmax(z1/T) + w2 softmax(z2/T)`` is detached, so each student is pulled
         toward it and nothing flows back through the target (no student is pulled toward itself
         through it). Scaled by ``T**2`` (Hinton) so the gradient size does not shrink with the
@@ -34,8 +51,8 @@ def ensemble_kl(logits1: torch.Tensor, logits2: torch.Tensor, w: torch.Tensor,
     with torch.no_grad():
         target = w[:, :1].float() * lp1.exp() + w[:, 1:].float() * lp2.exp()
         log_target = target.clamp_min(1e-12).log()
-    kl1 = (target * (log_target - lp1)).sum(-1).mean() * t * t
-    kl2 = (target * (log_target - lp2)).sum(-1).mean() * t * t
+    kl1 = _reduce((target * (log_target - lp1)).sum(-1), reduction) * t * t
+    kl2 = _reduce((target * (log_target - lp2)).sum(-1), reduction) * t * t
     return kl1, kl2
 
 
@@ -104,7 +121,7 @@ def contrastive_hidden(z: torch.Tensor, target: torch.Tensor, tau: float = 0.1) 
 
 
 def uld_distance(logits1: torch.Tensor, logits2: torch.Tensor, w: torch.Tensor,
-                 temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+                 temperature: float = 1.0, reduction: str = "mean") -> tuple[torch.Tensor, torch.Tensor]:
     """Universal Logit Distillation (Boizard et al., 2024) toward the weighted ensemble.
 
     Args:
@@ -112,9 +129,11 @@ def uld_distance(logits1: torch.Tensor, logits2: torch.Tensor, w: torch.Tensor,
             vocabularies may differ in size and order.
         w: [N, 2] ensemble weights per row.
         temperature: T > 0, applied to both.
+        reduction: ``"mean"`` over rows, or ``"none"``: ``[N]`` per-row distances.
 
     Returns:
-        ``(d1, d2)``, two scalars: ``mean_n ||sort(p_k,n) - target_n||_1``. Vocabularies differ,
+        ``(d1, d2)``, two scalars: ``mean_n ||sort(p_k,n) - target_n||_1`` (``[N]`` each under
+        ``reduction="none"``). Vocabularies differ,
         so distributions are compared as *sorted* (descending) probability vectors, zero-padded
         to the larger vocabulary: the L1 distance between them is the 1-D Wasserstein distance
         that ULD uses. The target is the weighted mix of both sorted vectors, detached.
@@ -127,4 +146,4 @@ def uld_distance(logits1: torch.Tensor, logits2: torch.Tensor, w: torch.Tensor,
     p2 = F.pad(p2, (0, v - p2.shape[-1]))
     with torch.no_grad():
         target = w[:, :1].float() * p1 + w[:, 1:].float() * p2
-    return (p1 - target).abs().sum(-1).mean(), (p2 - target).abs().sum(-1).mean()
+    return _reduce((p1 - target).abs().sum(-1), reduction), _reduce((p2 - target).abs().sum(-1), reduction)

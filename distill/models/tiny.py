@@ -78,21 +78,37 @@ def default_corpus(n: int = 400, seed: int = 1234) -> list[str]:
     return out
 
 
-def _train_tokenizer(arch: str, corpus: list[str], vocab_size: int, max_positions: int,
-                     truncation_side: str):
+TOKENIZER_MODELS = ("auto", "bpe", "unigram")
+
+
+def train_tokenizer(arch: str, corpus: list[str], *, vocab_size: int = 512, max_positions: int = 512,
+                    truncation_side: str = "right", model: str = "auto"):
+    """Train the tokenizer of a tiny ``arch`` student on ``corpus``: the arch's special tokens and
+    chat template, byte-level pre-tokenisation, and a BPE or Unigram model.
+
+    ``model="auto"`` is the arch's own choice (Unigram for qwen2, BPE otherwise); ``"bpe"`` or
+    ``"unigram"`` force one. Why force BPE: on a narrow corpus the Unigram trainer stops far below
+    ``vocab_size`` (~380 pieces of 1024 on the demo's arith text) and splits text much finer than BPE.
+    gpt2 keeps its smaller BPE vocabulary (3/4 of ``vocab_size``) either way.
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
+    if arch not in ARCHS:
+        raise ValueError(f"unknown tiny arch {arch!r}; choose one of {', '.join(ARCHS)}")
+    if model not in TOKENIZER_MODELS:
+        raise ValueError(f"unknown tokenizer model {model!r}; choose one of {', '.join(TOKENIZER_MODELS)}")
+    kind = ("unigram" if arch == "qwen2" else "bpe") if model == "auto" else model
     bos, eos, pad, unk, extra = _SPECIALS[arch]
     specials = list(dict.fromkeys([t for t in (bos, eos, pad, unk) if t] + extra))
     alphabet = pre_tokenizers.ByteLevel.alphabet()
-    if arch == "qwen2":
+    if kind == "unigram":
         tok = Tokenizer(models.Unigram())
         trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=specials,
                                           initial_alphabet=alphabet, shrinking_factor=0.75,
                                           max_piece_length=8, show_progress=False)
     else:
-        size = vocab_size if arch == "llama" else max(len(alphabet) + len(specials) + 16, vocab_size * 3 // 4)
+        size = vocab_size if arch != "gpt2" else max(len(alphabet) + len(specials) + 16, vocab_size * 3 // 4)
         tok = Tokenizer(models.BPE(unk_token=unk) if unk else models.BPE())
         trainer = trainers.BpeTrainer(vocab_size=size, special_tokens=specials, initial_alphabet=alphabet,
                                       min_frequency=1, show_progress=False)
@@ -131,12 +147,14 @@ def _model_config(arch: str, tok, *, hidden: int, layers: int, heads: int, max_p
 
 def make_tiny_student(out_dir, arch: str = "llama", *, corpus: list[str] | None = None,
                       vocab_size: int = 512, hidden: int = 64, layers: int = 2, heads: int = 4,
-                      max_positions: int = 512, truncation_side: str = "right", seed: int = 0) -> Path:
+                      max_positions: int = 512, truncation_side: str = "right", seed: int = 0,
+                      tokenizer: str = "auto") -> Path:
     """Build a randomly initialised tiny causal LM + its own tokenizer and save both to ``out_dir``.
 
     The folder is an ordinary Hugging Face model folder (``config.json``, weights,
     ``tokenizer.json``, chat template), loadable with ``AutoModelForCausalLM`` and
     :func:`distill.students.tokenizer.load_tokenizer`. Deterministic for a given ``seed``.
+    ``tokenizer`` is :func:`train_tokenizer`'s ``model`` (``auto``, ``bpe`` or ``unigram``).
     """
     if arch not in ARCHS:
         raise ValueError(f"unknown tiny arch {arch!r}; choose one of {', '.join(ARCHS)}")
@@ -145,7 +163,8 @@ def make_tiny_student(out_dir, arch: str = "llama", *, corpus: list[str] | None 
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tok = _train_tokenizer(arch, corpus or default_corpus(), vocab_size, max_positions, truncation_side)
+    tok = train_tokenizer(arch, corpus or default_corpus(), vocab_size=vocab_size, max_positions=max_positions,
+                          truncation_side=truncation_side, model=tokenizer)
     cfg = _model_config(arch, tok, hidden=hidden, layers=layers, heads=heads, max_positions=max_positions)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

@@ -1,10 +1,11 @@
 """``build_peer(cfg, student1, student2, tok1, tok2)``: the engine's entry point into peer teaching.
 
-``cfg`` is the run's validated :class:`~distill.train.config.PeerConfig`: ``mode`` (``none`` -> no
+``cfg`` is the run's validated :class:`~distill.peer.config.PeerConfig`: ``mode`` (``none`` -> no
 peer module: the no-collaboration ablation; ``auto`` | ``kl`` | ``uld`` | ``hidden``), ``weight``,
-``temperature`` and ``dim`` (ranges were checked when it was built). ``auto`` compares the *vocabularies* (token -> id maps) and the models' output sizes,
-never the model names: two checkpoints with different names can share a tokenizer, and two with
-the same family name can differ.
+``temperature``, ``dim`` and ``scope`` (``co_routed`` | ``all``: which paths carry a peer signal, see
+:mod:`distill.peer.module`); ranges were checked when it was built. ``auto`` compares the
+*vocabularies* (token -> id maps) and the models' output sizes, never the model names: two
+checkpoints with different names can share a tokenizer, and two with the same family name can differ.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from distill.errors import ConfigError
 from distill.peer.module import PEER_MODES, PeerTeacher
 
 if TYPE_CHECKING:
-    from distill.train.config import PeerConfig
+    from distill.peer.config import PeerConfig
 
 
 def _config(model: nn.Module):
@@ -58,4 +59,5 @@ def build_peer(cfg: "PeerConfig", student1: nn.Module, student2: nn.Module, tok1
     mode = resolve_peer_mode(cfg.mode, student1, student2, tok1, tok2)
     h1 = int(_config(student1).hidden_size)
     h2 = int(_config(student2).hidden_size)
-    return PeerTeacher(mode, h1, h2, kl_weight=cfg.weight, temperature=cfg.temperature, dim=cfg.dim)
+    return PeerTeacher(mode, h1, h2, kl_weight=cfg.weight, temperature=cfg.temperature, dim=cfg.dim,
+                       scope=cfg.scope)

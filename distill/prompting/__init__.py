@@ -5,13 +5,17 @@ Modules, one job each:
 - :mod:`.styles` -- reasoning-style registry (``cot``, ``program``, ``knowledge``, ``tot``,
   ``fwd_bwd``, ``plain``; extend with ``register_style`` or ``--styles-file``).
 - :mod:`.prompts` -- the core prompt per task (answer-format line last).
-- :mod:`.backend` -- the protocol every teacher implements; :mod:`.backends` -- ``get_backend``
-  for ``openai`` (any OpenAI-compatible URL), ``gemini`` and ``scripted`` (offline demo).
+- :mod:`.backend` -- the protocol every teacher implements; :mod:`.backends` -- the backend
+  registry: ``get_backend`` for ``openai`` (any OpenAI-compatible URL), ``gemini`` and plug-ins
+  (``register_backend`` or the ``distill.backends`` entry points; the demo's ``scripted`` is one).
+- :mod:`.transport` / :mod:`.sources` -- backend and transport options; which source files a run reads.
 - :mod:`.cache` -- append-only durable answer cache (``<stem>.cache.jsonl``).
 - :mod:`.retry` / :mod:`.engine` -- backoff policy and the async engine (one global in-flight
   limit, every fault retried, failures recorded).
-- :mod:`.pipeline` / :mod:`.cli` -- scanning, paths, verification, enriched/correct files.
-- :mod:`.judge` -- the LLM-as-judge filter writing ``<stem>.judged.jsonl``.
+- :mod:`.pipeline` -- paths, verification, enriched/correct files; ``run_prompting`` (``distill prompt``).
+- :mod:`.judge` -- the LLM-as-judge filter writing ``<stem>.judged.jsonl`` (``run_judge``).
+
+The command lines are in :mod:`distill.commands` (``prompt``, ``judge``).
 
 Nothing here imports torch; the SDKs load only when their backend is chosen.
 """

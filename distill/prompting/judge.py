@@ -14,7 +14,6 @@ verdict or a judge request that failed after all retries drops the path and is r
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import re
@@ -23,7 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distill.prompting.cli import add_transport_arguments, make_backend, retry_policy
+from distill.errors import ConfigError, DistillError
+from distill.prompting.sources import SourceSelection
+from distill.prompting.transport import TeacherOptions
 
 JUDGE_TEMPLATE = """You are checking a worked solution for errors in its reasoning.
 
@@ -65,14 +66,6 @@ def judged_path(enriched: str | Path) -> Path:
     return p.with_name(f"{stem_of(p)}.judged.jsonl")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_transport_arguments(parser, default_model="gpt-4o-mini")
-    parser.add_argument("--max-tokens", type=int, default=512, help="max judge tokens (default 512)")
-    parser.add_argument("--temperature", type=float, default=0.0, help="judge temperature (default 0)")
-    parser.epilog = ("Reads <stem>.enriched.jsonl under <root>/<task>/ (or --input); writes <stem>.judged.jsonl. "
-                     "Example: distill judge --root ./data --dataset gsm8k --model gpt-4o")
-
-
 @dataclass
 class JudgeFile:
     task: Any
@@ -81,52 +74,82 @@ class JudgeFile:
     jobs: dict[int, list[tuple[int, Any]]] = field(default_factory=dict)  # row -> [(path index, Job)]
 
 
-def find_enriched(args: argparse.Namespace) -> list[tuple[Any, Path]]:
+def find_enriched(selection: SourceSelection) -> list[tuple[Any, Path]]:
+    """The ``*.enriched.jsonl`` files to judge: the one beside ``--input`` or every one under
+    ``<root>/<task>/`` (train files only with ``include_train``)."""
     from distill.data.jsonl import enriched_path
-    from distill.errors import DistillError
-    from distill.prompting.cli import source_pairs
 
-    if args.input is not None:
-        pairs = source_pairs(args)
+    if selection.input is not None:
+        pairs = selection.pairs()
         return [(t, p if p.name.endswith(".enriched.jsonl") else enriched_path(p)) for t, p in pairs]
-    from distill.prompting.pipeline import resolve_datasets
-
     out = []
-    for spec in resolve_datasets(args.dataset):
-        tdir = Path(args.root) / spec.name
+    for spec in selection.tasks():
+        tdir = Path(selection.root) / spec.name
         if tdir.is_dir():
             for p in sorted(tdir.rglob("*.enriched.jsonl")):
-                if args.include_train or not ("train" in p.relative_to(tdir).parts[:-1] or p.name.startswith("train.")):
+                if selection.include_train or not ("train" in p.relative_to(tdir).parts[:-1]
+                                                   or p.name.startswith("train.")):
                     out.append((spec, p))
     if not out:
-        raise DistillError(f"no *.enriched.jsonl under {args.root} for --dataset {args.dataset}; "
+        raise DistillError(f"no *.enriched.jsonl under {selection.root} for --dataset {selection.dataset}; "
                            "run `distill prompt` first")
     return out
 
 
-def run(args: argparse.Namespace) -> int:
+@dataclass
+class JudgeReport:
+    """What a judge run did: request stats, verdict counts, the files written, failed requests."""
+
+    stats: Any  # distill.prompting.engine.RunStats
+    kept: int
+    rejected: int
+    unparsed: int
+    failed: int
+    failures: list[str]
+    files: list[Path]  # the enriched files judged
+    wall_s: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.stats.as_dict(), "kept": self.kept, "rejected": self.rejected, "unparsed": self.unparsed,
+                "failed_paths": self.failed, "wall_s": round(self.wall_s, 3)}
+
+    def format(self) -> str:
+        s = self.stats
+        lines = [f"judged {s.jobs} correct paths ({s.cached} from cache): kept {self.kept}, rejected {self.rejected}, "
+                 f"no verdict {self.unparsed}, failed {self.failed}",
+                 f"requests: {s.requests}  retries: {s.retries}  tokens: prompt {s.prompt_tokens}, "
+                 f"completion {s.completion_tokens}  wall time: {round(self.wall_s, 3):.1f} s"]
+        lines += [f"  {path} -> {judged_path(path).name}" for path in self.files]
+        if self.failures:
+            lines.append(f"FAILED judge requests ({len(self.failures)}; those paths are dropped, rerun to retry):")
+            lines += [f"  {x}" for x in self.failures[:20]]
+        return "\n".join(lines)
+
+
+def run_judge(teacher: TeacherOptions, selection: SourceSelection, *, temperature: float = 0.0,
+              max_tokens: int = 512, progress: bool = True, summary_json: str | Path | None = None) -> JudgeReport:
+    """``distill judge``: ask the judge about every verified-correct path, write ``<stem>.judged.jsonl``.
+
+    Flags are checked and the backend built (a missing key fails here) before any file is read.
+    """
     from distill.data.jsonl import atomic_write_jsonl, correct_only, read_rows
     from distill.prompting.backend import Request
     from distill.prompting.cache import ResponseCache, cache_key
     from distill.prompting.engine import Job, run_jobs
-    from distill.prompting.pipeline import resolve_datasets
 
     t0 = time.perf_counter()
-    policy = retry_policy(args)
-    resolve_datasets(args.dataset)
-    if args.concurrency < 1 or args.request_timeout <= 0:
-        from distill.errors import ConfigError
-
+    policy = teacher.retry_policy()
+    selection.tasks()
+    if teacher.concurrency < 1 or teacher.request_timeout <= 0:
         raise ConfigError("--concurrency must be >= 1 and --request-timeout > 0")
-    backend = make_backend(args)  # missing key -> one-line error before any work
+    model = teacher.model
+    backend = teacher.make_backend()  # missing key -> one-line error before any work
     files: list[JudgeFile] = []
     caches: list[ResponseCache] = []
     jobs: list[Job] = []
     try:
-        for spec, path in find_enriched(args):
+        for spec, path in find_enriched(selection):
             if not path.is_file():
-                from distill.errors import DistillError
-
                 raise DistillError(f"{path}: no such enriched file; run `distill prompt` first")
             jf = JudgeFile(spec, path, read_rows(path, spec, enriched=True))
             cache = ResponseCache(path.with_name(path.name.replace(".enriched.jsonl", ".judge.cache.jsonl")))
@@ -136,20 +159,20 @@ def run(args: argparse.Namespace) -> int:
                     if not ok:
                         continue
                     prompt = judge_prompt(spec, row, resp)
-                    key = cache_key(model=args.model, prompt=prompt, style="judge", sample_index=0,
-                                    temperature=args.temperature, max_tokens=args.max_tokens, kind="judge")
+                    key = cache_key(model=model, prompt=prompt, style="judge", sample_index=0,
+                                    temperature=temperature, max_tokens=max_tokens, kind="judge")
                     req = Request(prompt=prompt, style="judge", row=row, task=spec.name, sample_index=0,
-                                  temperature=args.temperature, max_tokens=args.max_tokens)
-                    job = Job(key, req, cache, meta={"id": row["id"], "path": i, "model": args.model})
+                                  temperature=temperature, max_tokens=max_tokens)
+                    job = Job(key, req, cache, meta={"id": row["id"], "path": i, "model": model})
                     jf.jobs.setdefault(r, []).append((i, job))
                     jobs.append(job)
             files.append(jf)
 
         async def go():
             try:
-                return await run_jobs(backend, jobs, concurrency=args.concurrency,
-                                      request_timeout=args.request_timeout, policy=policy,
-                                      progress=not args.no_progress, desc=f"judge {args.model}")
+                return await run_jobs(backend, jobs, concurrency=teacher.concurrency,
+                                      request_timeout=teacher.request_timeout, policy=policy,
+                                      progress=progress, desc=f"judge {model}")
             finally:
                 close = getattr(backend, "aclose", None)
                 if close is not None:
@@ -185,20 +208,10 @@ def run(args: argparse.Namespace) -> int:
             out["judge_responses"] = verdicts
             out_rows.append(out)
         atomic_write_jsonl(judged_path(jf.path), out_rows)
-    summary = {**stats.as_dict(), "kept": kept, "rejected": rejected, "unparsed": unparsed, "failed_paths": failed,
-               "wall_s": round(time.perf_counter() - t0, 3)}
-    print(f"judged {stats.jobs} correct paths ({stats.cached} from cache): kept {kept}, rejected {rejected}, "
-          f"no verdict {unparsed}, failed {failed}")
-    print(f"requests: {stats.requests}  retries: {stats.retries}  tokens: prompt {stats.prompt_tokens}, "
-          f"completion {stats.completion_tokens}  wall time: {summary['wall_s']:.1f} s")
-    for jf in files:
-        print(f"  {jf.path} -> {judged_path(jf.path).name}")
-    if failures:
-        print(f"FAILED judge requests ({len(failures)}; those paths are dropped, rerun to retry):")
-        for x in failures[:20]:
-            print(f"  {x}")
-    if args.summary_json:
+    report = JudgeReport(stats, kept, rejected, unparsed, failed, failures, [jf.path for jf in files],
+                         time.perf_counter() - t0)
+    if summary_json:
         from distill.data.jsonl import atomic_write_text
 
-        atomic_write_text(args.summary_json, json.dumps(summary, indent=2) + "\n")
-    return 1 if failed else 0
+        atomic_write_text(Path(summary_json), json.dumps(report.as_dict(), indent=2) + "\n")
+    return report

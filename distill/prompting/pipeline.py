@@ -1,5 +1,7 @@
 """``distill prompt`` as a library: find sources, plan paths, ask the teacher, verify, write.
 
+:func:`run_prompting` is the whole command; the pieces below it are usable on their own.
+
 Paths per question: ``n`` paths with the styles cycled in the given order (path ``i``
 uses ``styles[i % len(styles)]`` and sample index ``i``), so ``--n 6`` with the six
 default styles asks each style once and ``--n 12`` twice. Each path's cache key is
@@ -17,16 +19,18 @@ from pathlib import Path
 from typing import Any
 
 from distill.data.jsonl import (
-    atomic_write_jsonl, correct_only, correct_path, enriched_path, is_output_file, read_rows, stem_of,
+    atomic_write_jsonl, atomic_write_text, correct_only, correct_path, enriched_path, read_rows, stem_of,
 )
-from distill.data.tasks import TASKS, TaskSpec, get_task
-from distill.errors import ConfigError, DistillError
+from distill.data.tasks import TaskSpec
+from distill.errors import ConfigError
 from distill.prompting.backend import Backend, Request
 from distill.prompting.cache import ResponseCache, cache_key
 from distill.prompting.engine import Job, RunStats, run_jobs
 from distill.prompting.prompts import build_prompt
 from distill.prompting.retry import RetryPolicy
-from distill.prompting.styles import DEFAULT_STYLES, Style, get_style
+from distill.prompting.sources import SourceSelection
+from distill.prompting.styles import DEFAULT_STYLES, Style, get_style, load_styles_file, parse_styles
+from distill.prompting.transport import TeacherOptions
 from distill.verify.types import NA
 
 
@@ -78,37 +82,6 @@ class Source:
     @property
     def cache_path(self) -> Path:
         return self.path.with_name(f"{stem_of(self.path)}.cache.jsonl")
-
-
-def resolve_datasets(dataset: str) -> list[TaskSpec]:
-    """``"gsm8k"``, ``"gsm8k,math"`` or ``"all"`` -> task specs (unknown names list the valid ones)."""
-    if dataset == "all":
-        return list(TASKS.values())
-    return [get_task(name.strip()) for name in dataset.split(",") if name.strip()]
-
-
-def discover_sources(root: str | Path, tasks: list[TaskSpec], *, include_train: bool = False,
-                     require: bool = True) -> list[tuple[TaskSpec, Path]]:
-    """Every source ``*.jsonl`` under ``<root>/<task>/`` (recursively), skipping ``train/``
-    folders and ``train.jsonl`` unless ``include_train``, and never our own outputs."""
-    root = Path(root)
-    found: list[tuple[TaskSpec, Path]] = []
-    for spec in tasks:
-        tdir = root / spec.name
-        if not tdir.is_dir():
-            continue
-        for p in sorted(tdir.rglob("*.jsonl")):
-            rel = p.relative_to(tdir)
-            if is_output_file(p) or p.name.startswith("."):
-                continue
-            if not include_train and ("train" in rel.parts[:-1] or stem_of(p) == "train"):
-                continue
-            found.append((spec, p))
-    if require and not found:
-        names = ", ".join(s.name for s in tasks)
-        raise DistillError(f"no source *.jsonl files for {names} under {root} "
-                           f"(looked in <root>/<task>/; train files need --include-train)")
-    return found
 
 
 def load_sources(pairs: list[tuple[TaskSpec, Path]]) -> list[Source]:
@@ -264,3 +237,45 @@ def run_prompt(backend: Backend, sources: list[Source], settings: PromptSettings
                 src.cache.close()
     files = [finalize(src) for src in sources]
     return PromptReport(stats, files, time.perf_counter() - t0)
+
+
+def choose_styles(styles: str | None, styles_file: str | Path | None) -> tuple[str, ...]:
+    """``--styles`` / ``--styles-file`` -> style names. The file's styles are registered; without
+    ``--styles`` they are asked after the defaults."""
+    extra = load_styles_file(styles_file) if styles_file else []
+    if styles:
+        chosen = parse_styles(styles)
+    elif extra:
+        chosen = parse_styles(",".join(dict.fromkeys([*DEFAULT_STYLES, *(s.name for s in extra)])))
+    else:
+        chosen = parse_styles(None)
+    return tuple(s.name for s in chosen)
+
+
+def run_prompting(teacher: TeacherOptions, selection: SourceSelection, *, n: int = 6, styles: str | None = None,
+                  styles_file: str | Path | None = None, temperature: float = 0.7, max_tokens: int = 1024,
+                  progress: bool = True, summary_json: str | Path | None = None) -> PromptReport:
+    """``distill prompt``: validate everything, build the backend, read every source, then ask.
+
+    Order matters: flag errors come before the backend is built (so a missing API key is not
+    reported for a typo), and the backend before any file is read; a bad source line fails
+    before any request is paid for. ``summary_json`` also gets :meth:`PromptReport.as_dict`.
+    """
+    settings = PromptSettings(model=teacher.model, n=n, styles=choose_styles(styles, styles_file),
+                              temperature=temperature, max_tokens=max_tokens, concurrency=teacher.concurrency,
+                              request_timeout=teacher.request_timeout, retry=teacher.retry_policy())
+    selection.tasks()
+    backend = teacher.make_backend()
+    try:
+        sources = load_sources(selection.pairs())
+    except BaseException:
+        close = getattr(backend, "aclose", None)
+        if close is not None:
+            asyncio.run(close())
+        raise
+    report = run_prompt(backend, sources, settings, progress=progress)
+    if summary_json:
+        import json
+
+        atomic_write_text(Path(summary_json), json.dumps(report.as_dict(), indent=2) + "\n")
+    return report

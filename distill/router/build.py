@@ -1,6 +1,6 @@
 """``build_router(cfg, embed_dim, seed)``: the engine's single entry point into routing.
 
-``cfg`` is the run's validated :class:`~distill.train.config.RouterConfig` (ranges were checked when
+``cfg`` is the run's validated :class:`~distill.router.config.RouterConfig` (ranges were checked when
 it was built); ``routing`` picks ``learned`` (:class:`CoTRouter`), ``random`` (:class:`RandomRouter`)
 or ``all`` (no router: every path trains both students).
 """
@@ -13,7 +13,7 @@ from distill.errors import ConfigError
 from distill.router.router import CoTRouter, RandomRouter
 
 if TYPE_CHECKING:
-    from distill.train.config import RouterConfig
+    from distill.router.config import RouterConfig
 
 
 def build_router(cfg: "RouterConfig", embed_dim: int, seed: int = 0) -> CoTRouter | RandomRouter | None:

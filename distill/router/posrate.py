@@ -1,4 +1,4 @@
-"""``distill posrate``: how often each reasoning style (and path index) is routed to each student.
+"""Routing rates (``distill posrate``): how often each reasoning style (and path index) is routed to each student.
 
 The seed's ``calc_posrate``. The training engine writes one ``router_logs_epoch{e}.jsonl`` per epoch
 with one line per routed path (``id, path_idx, style, route, probs, correct``; ``route`` is 1, 2 or
@@ -18,8 +18,6 @@ No torch import: this runs on a laptop over copied logs.
 
 from __future__ import annotations
 
-import argparse
-import json
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -164,22 +162,3 @@ def plot_rates(rates: dict[str, Any], out_file: str | Path) -> Path:
     fig.savefig(out, dpi=120)
     plt.close(fig)
     return out
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--log_dir", required=True, help="training output dir holding router_logs_epoch*.jsonl")
-    parser.add_argument("--json", action="store_true", help="print the rates as JSON instead of a table")
-    parser.add_argument("--plot", metavar="FILE.png", help="also plot rates across epochs to this PNG")
-
-
-def run(args: argparse.Namespace) -> int:
-    rates = compute_rates(args.log_dir)
-    if args.json:
-        print(json.dumps(rates, indent=2))
-    else:
-        print(format_table(rates))
-    if args.plot:
-        out = plot_rates(rates, args.plot)
-        if not args.json:
-            print(f"plot written to {out}")
-    return 0

@@ -33,6 +33,17 @@ Why this shape:
   mean over this batch **and a bank of recently seen path embeddings** (re-scored by the current
   router, so the gradient is exact): the entropy of a one-style batch's own mean would force
   every style to be spread evenly over the students, the opposite of routing.
+* **One state across ranks.** Under DDP or DeepSpeed each rank sees a different batch, but the
+  running statistics and the bank must describe *all* of them (else each rank standardises by
+  its own shard and only rank 0's state is checkpointed). When ``torch.distributed`` runs with
+  more than one process, every training call of :meth:`CoTRouter.aux_loss` all-gathers the
+  batch's per-path losses, embeddings and costs (in rank order; batches may differ in size) and
+  applies the same update on every rank, so the buffers stay identical by construction and equal
+  to one process fed the concatenated batches. DDP must therefore not overwrite them with rank
+  0's copy (``broadcast_buffers=False``, set in :func:`distill.train.setup.make_accelerator`;
+  DeepSpeed broadcasts no buffers). The gradient stays per rank (this rank's probabilities plus
+  the shared bank); DDP / DeepSpeed average it. Every rank must make the same training calls,
+  which the engine guarantees (every rank runs the same number of micro-batches).
 * **Annealable temperature.** ``tau`` decays geometrically from ``tau`` to ``tau_min`` over training
   (:meth:`set_progress` / :meth:`set_epoch`); at evaluation (``router.eval()``) no noise is added and
   the choice is the argmax.
@@ -79,6 +90,33 @@ def options_to_decision(y: torch.Tensor, logits: torch.Tensor, probs: torch.Tens
     return RouteDecision(mask=mask, route=route, probs=probs, logits=logits, emb=emb)
 
 
+def _world_size() -> int:
+    """Processes in the default ``torch.distributed`` group; 1 when it is not initialised."""
+    dist = torch.distributed
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+@torch.no_grad()
+def gather_rows(x: torch.Tensor) -> torch.Tensor:
+    """Every rank's rows of ``x`` ([B_r, ...], same trailing shape and dtype on every rank),
+    concatenated in rank order; the same tensor on every rank. ``B_r`` may differ per rank (the
+    sizes are gathered first and the rows padded to the largest). A collective: every rank of the
+    default group must call it, in the same order."""
+    dist = torch.distributed
+    world = dist.get_world_size()
+    x = x.detach().contiguous()
+    n = torch.tensor([x.shape[0]], dtype=torch.long, device=x.device)
+    sizes = [torch.empty_like(n) for _ in range(world)]
+    dist.all_gather(sizes, n)
+    counts = [int(c) for c in torch.cat(sizes).tolist()]
+    most = max(counts)
+    if x.shape[0] < most:
+        x = torch.cat([x, x.new_zeros((most - x.shape[0], *x.shape[1:]))])
+    parts = [torch.empty_like(x) for _ in range(world)]
+    dist.all_gather(parts, x)
+    return torch.cat([p[:c] for p, c in zip(parts, counts)])
+
+
 class CoTRouter(nn.Module):
     """A learned router over frozen path embeddings (see module docstring).
 
@@ -91,6 +129,8 @@ class CoTRouter(nn.Module):
     Buffers (saved in checkpoints, so a resumed run routes identically): ``loss_stats`` [2, 2]
     (running mean and std of each student's per-path loss), ``stats_ready`` (0 until the first
     training batch sets them), ``bank`` [bank_size, D] with ``bank_fill`` / ``bank_next`` (a ring).
+    Under ``torch.distributed`` they are updated from every rank's batch and identical on every rank
+    (module docstring), so the one copy a checkpoint keeps is right for every rank on resume.
     """
 
     def __init__(self, embed_dim: int, hidden: int = 128, tau: float = 1.0, tau_min: float = 0.1,
@@ -142,10 +182,14 @@ class CoTRouter(nn.Module):
 
     @torch.no_grad()
     def _update_stats(self, nll1: torch.Tensor, nll2: torch.Tensor) -> None:
-        """Fold a training batch's losses into ``loss_stats`` (EMA; the first batch sets them)."""
+        """Fold a training batch's losses into ``loss_stats`` (EMA; the first batch sets them).
+        Distributed: the batch is every rank's paths (gathered), so every rank makes the same update."""
         m = self.momentum if int(self.stats_ready) else 0.0
-        for k, x in enumerate((nll1, nll2)):
-            x = x.detach().float()
+        losses = (nll1.detach().float(), nll2.detach().float())
+        if _world_size() > 1:
+            both = gather_rows(torch.stack(losses, dim=1))
+            losses = (both[:, 0].contiguous(), both[:, 1].contiguous())
+        for k, x in enumerate(losses):
             mean = m * self.loss_stats[k, 0] + (1 - m) * x.mean()
             var = m * self.loss_stats[k, 1] ** 2 + (1 - m) * ((x - mean) ** 2).mean()
             self.loss_stats[k, 0] = mean
@@ -154,14 +198,20 @@ class CoTRouter(nn.Module):
 
     @torch.no_grad()
     def _remember(self, emb: torch.Tensor, cost: torch.Tensor) -> None:
-        """Write a training batch's embeddings and routing costs into the bank (a ring buffer)."""
+        """Write a training batch's embeddings and routing costs into the bank (a ring buffer).
+        Distributed: every rank's rows, in rank order, so every rank writes the same rows."""
         size = self.bank.shape[0]
         if size == 0:
             return
-        rows = emb.detach()[-size:].to(self.bank.dtype)
+        emb, cost = emb.detach(), cost.detach()
+        if _world_size() > 1:  # one collective for both: [B, D + 3] in the bank's dtype
+            width = emb.shape[-1]
+            both = gather_rows(torch.cat([emb.to(self.bank.dtype), cost.to(self.bank.dtype)], dim=1))
+            emb, cost = both[:, :width], both[:, width:]
+        rows = emb[-size:].to(self.bank.dtype)
         idx = (self.bank_next + torch.arange(len(rows), device=self.bank.device)) % size
         self.bank[idx] = rows
-        self.bank_cost[idx] = cost.detach()[-size:].to(self.bank_cost.dtype)
+        self.bank_cost[idx] = cost[-size:].to(self.bank_cost.dtype)
         self.bank_next.copy_((self.bank_next + len(rows)) % size)
         self.bank_fill.copy_(torch.clamp(self.bank_fill + len(rows), max=size))
 
@@ -170,7 +220,8 @@ class CoTRouter(nn.Module):
         """The router's own loss over this batch and the bank of recent paths: expected routing
         cost (when the students' per-path losses are given) plus ``balance_weight`` times the
         balance term (see the module docstring). When training, the running loss statistics are
-        updated with this batch first, and the batch joins the bank afterwards."""
+        updated with this batch first, and the batch joins the bank afterwards (under
+        ``torch.distributed``, every rank's batch: a collective, so every rank must call it)."""
         has_cost = nll1 is not None and nll2 is not None
         if has_cost and self.training:
             self._update_stats(nll1, nll2)

@@ -20,7 +20,8 @@ from distill.data.jsonl import atomic_write_jsonl, atomic_write_text
 from distill.errors import DistillError
 from distill.train.checkpoint import Checkpointer, Progress, save_adapters
 from distill.train.config import TrainConfig
-from distill.train.metrics import MetricsLog, Throughput, peak_memory_gib, router_log_rows
+from distill.train.metrics import (STARVED_SHARE, MetricsLog, Throughput, peak_memory_gib, route_shares,
+                                   router_log_rows)
 from distill.train.setup import Run, setup_run, validate_inputs, zero_stage
 
 #: Test hook: ``DISTILL_FAULT_AT_STEP=N`` hard-kills the process (``os._exit``) right after
@@ -56,6 +57,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     speed = Throughput()
     fault_at = int(os.environ.get(FAULT_ENV, "0") or 0)
     router = run.unwrapped.router
+    warnings: list[str] = []
 
     model.train()
     while progress.global_step < total and progress.epoch < cfg.optim.epochs:
@@ -98,6 +100,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                 break
         if acc.is_main_process:
             atomic_write_jsonl(outdir / f"router_logs_epoch{epoch + 1}.jsonl", progress.router_log)
+            warnings += _collapse_warnings(run, progress.router_log, epoch)
         progress.router_log = []
         if progress.batch_in_epoch >= len(mine):
             progress.epoch, progress.batch_in_epoch = progress.epoch + 1, 0
@@ -107,7 +110,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     save_adapters(acc, model, run.tokenizers, outdir)
     summary = {"steps": progress.global_step, "total_steps": total, "paths": len(run.dataset), "world": world,
                **speed.summary(world), **peak_memory_gib(acc),  # training's peak (evaluation not counted)
-               "truncation": run.dataset.truncation_report(), "eval_budget": eval_budgets(run)}
+               "truncation": run.dataset.truncation_report(), "eval_budget": eval_budgets(run),
+               "warnings": warnings}
     if cfg.eval.at_end:
         summary["eval"] = evaluate_at_end(run)
     if acc.is_main_process:
@@ -116,6 +120,20 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         acc.end_training()
     acc.wait_for_everyone()
     return summary
+
+
+def _collapse_warnings(run: Run, rows: list[dict[str, Any]], epoch: int) -> list[str]:
+    """A routed two-student run whose router starved a student for a whole epoch says so (log + summary)."""
+    if run.unwrapped.router is None or run.unwrapped.student2 is None or not rows:
+        return []
+    out = []
+    for student, share in route_shares(rows).items():
+        if share < STARVED_SHARE:
+            out.append(f"epoch {epoch + 1}: routing collapsed: student {student[1]} received {share:.1%} of the "
+                       f"paths (< {STARVED_SHARE:.0%}); raise --balance_weight (now "
+                       f"{run.cfg.router.balance_weight})")
+            run.accelerator.print(f"warning: {out[-1]}")
+    return out
 
 
 def _stop_if_diverged(acc, loss: torch.Tensor, progress: Progress, epoch: int, b: int, batch, ckpt: Checkpointer,

@@ -32,6 +32,16 @@ def router_log_rows(meta: dict[str, list], out) -> list[dict[str, Any]]:
     return rows
 
 
+def route_shares(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Share of an epoch's paths that trained each student (``"both"`` counts for both)."""
+    n = max(1, len(rows))
+    return {f"s{k}": sum(r["route"] in (k, "both") for r in rows) / n for k in (1, 2)}
+
+
+#: a student that receives fewer than this share of an epoch's paths has been starved by the router
+STARVED_SHARE = 0.05
+
+
 class MetricsLog:
     """Accumulates micro-batch scalars and writes one record per logged optimizer step.
 

@@ -250,7 +250,9 @@ def score_batch(task: str, items: list[tuple[str, dict]], *, workers: int | None
     """
     from distill.verify.core import kind_of
 
-    kind_of(task)  # fail fast on an unknown task, in the caller
+    # Resolved here, in the caller: the workers receive the verifier kind, so a task registered
+    # in this process only (``register_task``) scores like any other, and unknown tasks fail fast.
+    kind = kind_of(task)
     if timeout <= 0:
         from distill.errors import ConfigError
 
@@ -272,7 +274,7 @@ def score_batch(task: str, items: list[tuple[str, dict]], *, workers: int | None
         with _LOCK:
             pool = _get_pool(size)
             try:
-                verdicts, timeouts, errors = pool.run(task, payload, timeout, bar)
+                verdicts, timeouts, errors = pool.run(kind, payload, timeout, bar)
             except BaseException:
                 shutdown()  # pipes may hold stale results; never reuse a pool after an interruption
                 raise

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from distill.data.tasks import TASKS, UnknownTaskError
+from distill.data.tasks import KINDS, TASKS, UnknownTaskError
 from distill.verify import choice, mathans, solvers
 from distill.verify.types import NA, Verdict
-
-KINDS = ("math", "mcq", "yesno", "nli")
 
 
 def kind_of(task: str) -> str:

@@ -1,4 +1,4 @@
-"""``distill regen-correct``: re-score enriched teacher logs with the current verifiers.
+"""Re-score enriched teacher logs with the current verifiers (``distill regen-correct``).
 
 Why: verifiers improve after the (paid) teacher calls are made. This recomputes ``preds`` and
 ``correct_flags`` from ``responses`` and ``gold_answer`` (stored values are ignored), rewrites
@@ -11,7 +11,6 @@ no file touched. Each file is then replaced by an atomic rename. No torch is imp
 
 from __future__ import annotations
 
-import argparse
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,18 +37,6 @@ class _File:
     rows: list[dict[str, Any]]
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    src = parser.add_mutually_exclusive_group(required=True)
-    src.add_argument("--root", type=Path, help="output root: every *.enriched.jsonl under ROOT/<task>/ (recursively)")
-    src.add_argument("--input", type=Path, help="one FILE.enriched.jsonl to re-score")
-    parser.add_argument("--dataset", default=None,
-                        help=f"task name ({', '.join(TASKS)}) or 'all' (with --root); "
-                             "with --input it defaults to the task named by a parent folder")
-    parser.add_argument("--workers", type=int, default=None, help="verifier processes (default: CPU count)")
-    parser.add_argument("--timeout", type=float, default=5.0, help="hard per-path verification timeout, seconds")
-    parser.add_argument("--progress", action="store_true", help="show a progress bar")
-
-
 def _task_from_path(path: Path) -> TaskSpec:
     for part in reversed(path.resolve().parent.parts):
         if part in TASKS:
@@ -57,28 +44,33 @@ def _task_from_path(path: Path) -> TaskSpec:
     raise DistillError(f"{path}: cannot tell the task from the path; pass --dataset")
 
 
-def discover(args: argparse.Namespace) -> list[tuple[Path, TaskSpec]]:
-    """The (file, task) pairs the arguments select, in a stable order."""
-    if args.input is not None:
-        if not args.input.is_file():
-            raise DistillError(f"{args.input}: no such file")
-        if not args.input.name.endswith(".enriched.jsonl"):
-            raise DistillError(f"{args.input}: expected a *.enriched.jsonl file")
-        spec = get_task(args.dataset) if args.dataset and args.dataset != "all" else _task_from_path(args.input)
-        return [(args.input, spec)]
-    root: Path = args.root
+def discover(*, root: str | Path | None = None, input: str | Path | None = None,
+             dataset: str | None = None) -> list[tuple[Path, TaskSpec]]:
+    """The (file, task) pairs selected by ``root`` + ``dataset`` or by one ``input`` file, in a
+    stable order. With ``input`` the task defaults to the one named by a parent folder."""
+    if input is not None:
+        input = Path(input)
+        if not input.is_file():
+            raise DistillError(f"{input}: no such file")
+        if not input.name.endswith(".enriched.jsonl"):
+            raise DistillError(f"{input}: expected a *.enriched.jsonl file")
+        spec = get_task(dataset) if dataset and dataset != "all" else _task_from_path(input)
+        return [(input, spec)]
+    if root is None:
+        raise DistillError("pass --root ROOT or --input FILE")
+    root = Path(root)
     if not root.is_dir():
         raise DistillError(f"{root}: not a directory")
-    if args.dataset is None:
+    if dataset is None:
         raise DistillError("--root needs --dataset TASK (or --dataset all)")
-    names = sorted(TASKS) if args.dataset == "all" else [get_task(args.dataset).name]
+    names = sorted(TASKS) if dataset == "all" else [get_task(dataset).name]
     found = []
     for name in names:
         base = root / name
         if base.is_dir():
             found += [(p, TASKS[name]) for p in sorted(base.rglob(ENRICHED_GLOB)) if p.is_file()]
     if not found:
-        raise DistillError(f"no {ENRICHED_GLOB} files under {root}/{'<task>' if args.dataset == 'all' else names[0]}/")
+        raise DistillError(f"no {ENRICHED_GLOB} files under {root}/{'<task>' if dataset == 'all' else names[0]}/")
     return found
 
 
@@ -131,23 +123,36 @@ def regen(files: list[_File], *, workers: int | None, timeout: float, progress: 
     return stats
 
 
-def run(args: argparse.Namespace) -> int:
+@dataclass
+class RegenReport:
+    files: list[_File]
+    stats: dict[str, Any]
+    wall_s: float
+
+    def format(self) -> str:
+        lines = []
+        for f in self.files:
+            n = sum(len(r["responses"]) for r in f.rows)
+            ok = sum(sum(map(bool, r["correct_flags"])) for r in f.rows)
+            lines.append(f"{f.path}: {len(f.rows)} rows, {n} paths, {ok} correct -> {correct_path(f.path).name}")
+        s = self.stats
+        rate = s["paths"] / s["seconds"] if s["seconds"] > 0 else 0.0
+        acc = s["correct"] / s["paths"] if s["paths"] else 0.0
+        lines.append(f"regen-correct: {s['files']} files, {s['rows']} rows, {s['paths']} paths, "
+                     f"{s['correct']} correct ({acc:.1%}), {s['timeouts']} timeouts, {s['errors']} errors, "
+                     f"{rate:.0f} paths/s scoring, {self.wall_s:.2f}s total")
+        return "\n".join(lines)
+
+
+def regen_correct(*, root: str | Path | None = None, input: str | Path | None = None, dataset: str | None = None,
+                  workers: int | None = None, timeout: float = 5.0, progress: bool = False) -> RegenReport:
+    """``distill regen-correct``: select, read and validate every file, then re-score and rewrite them."""
     t0 = time.perf_counter()
-    if args.timeout <= 0:
+    if timeout <= 0:
         raise DistillError("--timeout must be > 0 seconds")
-    if args.workers is not None and args.workers < 1:
+    if workers is not None and workers < 1:
         raise DistillError("--workers must be >= 1")
-    targets = discover(args)
+    targets = discover(root=root, input=input, dataset=dataset)
     files = [load(p, spec) for p, spec in targets]  # everything validated before anything is written
-    stats = regen(files, workers=args.workers, timeout=args.timeout, progress=args.progress)
-    for f in files:
-        n = sum(len(r["responses"]) for r in f.rows)
-        ok = sum(sum(map(bool, r["correct_flags"])) for r in f.rows)
-        print(f"{f.path}: {len(f.rows)} rows, {n} paths, {ok} correct -> {correct_path(f.path).name}")
-    wall = time.perf_counter() - t0
-    rate = stats["paths"] / stats["seconds"] if stats["seconds"] > 0 else 0.0
-    acc = stats["correct"] / stats["paths"] if stats["paths"] else 0.0
-    print(f"regen-correct: {stats['files']} files, {stats['rows']} rows, {stats['paths']} paths, "
-          f"{stats['correct']} correct ({acc:.1%}), {stats['timeouts']} timeouts, {stats['errors']} errors, "
-          f"{rate:.0f} paths/s scoring, {wall:.2f}s total")
-    return 0
+    stats = regen(files, workers=workers, timeout=timeout, progress=progress)
+    return RegenReport(files, stats, time.perf_counter() - t0)

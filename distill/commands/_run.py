@@ -1,0 +1,25 @@
+"""Running one subcommand module: parse its flags, call it, turn user errors into one line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from types import ModuleType
+
+from distill.errors import DistillError
+
+
+def run_command(module: ModuleType, argv: list[str], *, prog: str, description: str | None = None) -> int:
+    """Parse ``argv`` with ``module.add_arguments`` and call ``module.run``; a
+    :class:`~distill.errors.DistillError` becomes ``PROG: error: MESSAGE`` and exit 2."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    module.add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return int(module.run(args) or 0)
+    except DistillError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: {getattr(module, 'INTERRUPTED', 'interrupted')}", file=sys.stderr)
+        return 130

@@ -1,0 +1,53 @@
+"""Flags shared by ``distill prompt`` and ``distill judge``: sources, backend and transport."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--root", default="./data", help="data root holding <task>/<split>.jsonl (default ./data)")
+    parser.add_argument("--dataset", default="all",
+                        help="task name, comma list, or 'all' (default all)")
+    parser.add_argument("--input", type=Path, default=None,
+                        help="one file to process instead of scanning --root (needs a single --dataset)")
+    parser.add_argument("--include-train", action="store_true", help="also process train files / train/ folders")
+
+
+def add_transport_arguments(parser: argparse.ArgumentParser, *, default_model: str) -> None:
+    from distill.prompting.backends import backend_names
+
+    add_source_arguments(parser)
+    parser.add_argument("--backend", default="openai",
+                        help=f"{' | '.join(backend_names())} (default openai; more through the distill.backends "
+                             "entry points)")
+    parser.add_argument("--model", default=default_model, help=f"model name (default {default_model})")
+    parser.add_argument("--base-url", default=None,
+                        help="OpenAI-compatible server URL (vLLM, Ollama, llama.cpp) or Gemini endpoint")
+    parser.add_argument("--concurrency", type=int, default=16, help="requests in flight across all files (default 16)")
+    parser.add_argument("--request-timeout", type=float, default=60.0, help="seconds per request (default 60)")
+    parser.add_argument("--max-attempts", type=int, default=6, help="tries per request incl. the first (default 6)")
+    parser.add_argument("--retry-base", type=float, default=1.0,
+                        help="first backoff in seconds; doubles per retry, jittered (default 1)")
+    parser.add_argument("--max-retry-delay", type=float, default=60.0, help="backoff cap in seconds (default 60)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--summary-json", type=Path, default=None, help="also write the run summary as JSON here")
+    parser.add_argument("--seed", type=int, default=0, help="scripted backend: seed (default 0)")
+    parser.add_argument("--wrong-rate", type=float, default=0.2,
+                        help="scripted backend: share of wrong answers (default 0.2)")
+
+
+def teacher_options(args: argparse.Namespace):
+    from distill.prompting.transport import TeacherOptions
+
+    return TeacherOptions(backend=args.backend, model=args.model, base_url=args.base_url,
+                          concurrency=args.concurrency, request_timeout=args.request_timeout,
+                          max_attempts=args.max_attempts, retry_base=args.retry_base,
+                          max_retry_delay=args.max_retry_delay, seed=args.seed, wrong_rate=args.wrong_rate)
+
+
+def source_selection(args: argparse.Namespace):
+    from distill.prompting.sources import SourceSelection
+
+    return SourceSelection(root=args.root, dataset=args.dataset, input=args.input, include_train=args.include_train)

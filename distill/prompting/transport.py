@@ -1,0 +1,40 @@
+"""How to reach the teacher: backend, model, concurrency, time-outs and retries.
+
+One settings object shared by ``distill prompt`` and ``distill judge`` (their transport flags are
+the same), so both build their backend and retry policy the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from distill.prompting.backend import Backend
+from distill.prompting.retry import RetryPolicy
+
+
+@dataclass
+class TeacherOptions:
+    """Backend choice and transport settings (``seed`` and ``wrong_rate`` are the scripted backend's)."""
+
+    backend: str = "openai"
+    model: str = "gpt-4o-mini"
+    base_url: str | None = None
+    concurrency: int = 16
+    request_timeout: float = 60.0
+    max_attempts: int = 6
+    retry_base: float = 1.0
+    max_retry_delay: float = 60.0
+    seed: int = 0
+    wrong_rate: float = 0.2
+
+    def retry_policy(self) -> RetryPolicy:
+        """The backoff policy (validates ``max_attempts`` and the delays)."""
+        return RetryPolicy(max_attempts=self.max_attempts, base_delay=self.retry_base, max_delay=self.max_retry_delay)
+
+    def make_backend(self) -> Backend:
+        """Build the backend (a missing API key fails here, before any file is read)."""
+        from distill.prompting.backends import get_backend
+
+        return get_backend(self.backend, model=self.model, base_url=self.base_url,
+                           request_timeout=self.request_timeout, concurrency=self.concurrency, seed=self.seed,
+                           wrong_rate=self.wrong_rate)
