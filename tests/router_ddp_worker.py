@@ -4,9 +4,9 @@ Builds what the engine builds, at toy size: a :class:`~distill.train.mixture.Mix
 Llama students and a :class:`~distill.router.router.CoTRouter`, an Accelerator from
 :func:`distill.train.setup.make_accelerator` (so the run's DDP kwargs apply), prepared by Accelerate
 (DDP or DeepSpeed, whichever the launcher set up). Each rank feeds its OWN batches (different rows and
-a different batch size per rank) through the engine's step for a few micro-batches, then saves the
-router's buffers, round-trips them through ``save_state`` / ``load_state``, and writes everything
-the test compares to ``<out>/rank<r>.pt``.
+a different batch size per rank) through the engine's step for a few micro-batches, recording what the
+mixture fed ``aux_loss`` and the router's buffers after each; it then round-trips the buffers through
+``save_state`` / ``load_state`` and writes everything the test compares to ``<out>/rank<r>.pt``.
 
 Usage: ``accelerate launch ... tests/router_ddp_worker.py OUT_DIR``
 """
@@ -67,16 +67,21 @@ def main(out: Path) -> None:
     router = acc.unwrap_model(model).router
     model.train()
     seen = {"emb": [], "nll1": [], "nll2": [], "loss_stats": [], "bank_fill": []}
+    real_aux_loss = router.aux_loss
+
+    def recording_aux_loss(decision, nll1=None, nll2=None):
+        """Pass-through: records exactly what the mixture fed the router (the test replays it)."""
+        for key, x in (("emb", decision.emb), ("nll1", nll1), ("nll2", nll2)):
+            seen[key].append(x.detach().clone().cpu())
+        return real_aux_loss(decision, nll1, nll2)
+
+    router.aux_loss = recording_aux_loss
     for step in range(MICRO_BATCHES):
         batch = make_batch(rank, step, acc.device)
         with acc.accumulate(model):  # as the engine: every micro-batch calls aux_loss, synced or not
-            res = model(batch)
-            acc.backward(res.loss)
+            acc.backward(model(batch).loss)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-        seen["emb"].append(batch["route_emb"].cpu())
-        seen["nll1"].append(res.nll1.detach().cpu())
-        seen["nll2"].append(res.nll2.detach().cpu())
         seen["loss_stats"].append(router.loss_stats.detach().clone().cpu())
         seen["bank_fill"].append(int(router.bank_fill))
     final = {k: v.detach().clone().cpu() for k, v in router.named_buffers()}

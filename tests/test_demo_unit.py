@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -105,7 +103,7 @@ def test_prefilled_router_cache_is_what_training_reads(tmp_path):
     """The demo embeds the paths before launching; the engine's embedder then finds every one cached."""
     from distill.demo.stages import prefill_router_cache
     from distill.router.encoder import PathEmbedder, path_text
-    from distill.students.data import load_train_paths
+    from distill.students.paths import load_train_paths
     from distill.train.config import parse_train_args
 
     paths = write_splits(tmp_path / "data", ArithConfig(n_train=6, n_test=2))

@@ -121,7 +121,7 @@ def test_left_padded_batch_generation_matches_single_prompts(tiny_llama):
     """Batching with left padding must not change greedy answers (a right-padding bug would)."""
     from transformers import AutoModelForCausalLM
 
-    from distill.students.evaluate import generate_answers
+    from distill.students.generate import generate_answers
     from distill.students.tokenizer import load_tokenizer
 
     model, tok = AutoModelForCausalLM.from_pretrained(tiny_llama), load_tokenizer(tiny_llama)
@@ -142,7 +142,7 @@ def test_decoding_is_pure_greedy_whatever_the_models_generation_config(tiny_llam
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from distill.students.evaluate import generate_answers, stop_token_ids
+    from distill.students.generate import generate_answers, stop_token_ids
     from distill.students.tokenizer import load_tokenizer
 
     tok = load_tokenizer(tiny_llama)
@@ -177,7 +177,7 @@ def test_decoding_is_pure_greedy_whatever_the_models_generation_config(tiny_llam
 
 def test_generation_stops_at_the_chat_templates_end_of_turn_token(gpt2_coarse):
     """``<|eot_id|>`` (Llama 3's end of turn) is not the tokenizer's EOS, but ends the answer."""
-    from distill.students.evaluate import generate_answers, stop_token_ids
+    from distill.students.generate import generate_answers, stop_token_ids
 
     answer = "The answer is \\boxed{7}."
     model, tok, n = _scripted_gpt2(gpt2_coarse, answer, -2.0, stop="<|eot_id|>")
@@ -189,7 +189,7 @@ def test_generation_stops_at_the_chat_templates_end_of_turn_token(gpt2_coarse):
 
 
 def test_completion_budget_is_the_99th_percentile_never_below_the_floor():
-    from distill.students.evaluate import BUDGET_FLOOR, completion_budget, default_budgets
+    from distill.students.generate import BUDGET_FLOOR, completion_budget, default_budgets
 
     lengths = list(range(1, 1001))  # 1..1000 tokens
     assert completion_budget(lengths, floor=16) == 990
@@ -292,8 +292,9 @@ def test_distill_eval_command_runs_the_library_evaluation(tmp_path, tiny_llama):
 def test_run_budgets_prefer_the_summary_then_the_training_paths_then_the_floor(tmp_path, tiny_llama, tiny_train_data):
     from types import SimpleNamespace
 
-    from distill.students.data import load_train_paths
-    from distill.students.evaluate import completion_budget, run_budgets
+    from distill.students.evaluate import run_budgets
+    from distill.students.generate import completion_budget
+    from distill.students.paths import load_train_paths
     from distill.students.tokenizer import load_tokenizer
 
     toks = {"s1": load_tokenizer(tiny_llama)}

@@ -267,15 +267,13 @@ def _flat_grad(model):
 
 def _peer_grads(peer, m1, m2, batch, mask, rows):
     """Students' gradients ``(g1, g2, PeerOutput)`` from the peer loss on ``rows`` of ``batch``."""
+    assert m1 is not m2, "two model objects, or the students' gradients cannot be told apart"
     for m in (m1, m2, peer):
         m.zero_grad(set_to_none=True)
     o1, o2 = _run(m1, batch["s1"]), _run(m2, batch["s2"])
     out = peer(_take_out(o1, rows), _take_out(o2, rows), _take_batch(batch, rows), mask[rows])
     out.loss.backward()
-    g1, g2 = _flat_grad(m1), _flat_grad(m2)
-    if m1 is m2:  # one model as both students: not separable
-        raise ValueError("use two model objects")
-    return g1, g2, out
+    return _flat_grad(m1), _flat_grad(m2), out
 
 
 def _same(a, b):

@@ -29,6 +29,7 @@ WORKER = Path(__file__).resolve().parent / "router_ddp_worker.py"
 LAUNCH = {
     # --multi_gpu with ACCELERATE_USE_CPU starts 2 real gloo processes (--cpu would start one)
     "ddp": (["--multi_gpu"], {"ACCELERATE_USE_CPU": "1"}),
+    # (the worker's GRAD_ACCUM; DDP takes it from make_accelerator, DeepSpeed's plugin from this flag)
     "zero2": (["--use_deepspeed", "--zero_stage", "2", "--gradient_accumulation_steps", "2"],
               {"DS_ACCELERATOR": "cpu"}),
 }
@@ -59,6 +60,7 @@ def test_router_buffers_hold_every_ranks_paths_identically(tmp_path, backend):
         assert r0["wrapper"] == r1["wrapper"] == "DeepSpeedEngine"
     # The ranks really saw different paths (and different batch sizes).
     s0, s1 = r0["seen"], r1["seen"]
+    assert len(s0["emb"]) == len(s0["loss_stats"]) == len(s1["emb"]) > 2  # aux_loss once per micro-batch
     assert [len(e) for e in s0["emb"]] == [r0["sizes"][0]] * len(s0["emb"]) != [len(e) for e in s1["emb"]]
     assert not torch.equal(s0["nll1"][0][:3], s1["nll1"][0][:3])
 

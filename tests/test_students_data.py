@@ -9,7 +9,8 @@ import torch
 
 from distill.errors import ConfigError
 from distill.losses import IGNORE_INDEX, masked_mean, per_example_nll
-from distill.students.data import (PathDataset, chat_prompt, encode_path, epoch_batches, load_train_paths)
+from distill.students.data import PathDataset, chat_prompt, encode_path, epoch_batches
+from distill.students.paths import load_train_paths
 from distill.students.tokenizer import load_tokenizer
 from distill.train.config import TrainConfig
 

@@ -117,3 +117,8 @@ def test_defaults_are_the_full_method_and_recipes_are_one_flag():
     assert TrainConfig.from_flat(model1="a", is_sft=True).router.routing == "all"
     with pytest.raises(ConfigError, match="--recipe must be one of"):
         TrainConfig.from_flat(**AB, recipe="best")
+    # --recipe on the command line beats a config file's method keys (the demo config sets them)
+    yaml = {"routing": "learned", "peer": "auto", **AB}
+    assert config_from_sources(yaml, {"recipe": "separate"}).router.routing == "all"
+    assert config_from_sources(yaml, {"recipe": "separate"}).peer.mode == "none"
+    assert config_from_sources({**yaml, "recipe": "separate"}, {}).router.routing == "learned"

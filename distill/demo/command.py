@@ -40,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--styles", default=None,
                         help="comma list of teacher styles, one path each (default cot,program,knowledge,tot,fwd_bwd)")
     parser.add_argument("--no_plot", "--no-plot", action="store_true", help="skip the routing-rate PNG")
+    parser.add_argument("--recipe", default=None,
+                        help="train with a baseline instead of the full method: separate, solo1, solo2, "
+                             "routing_only, peer_only, random_routing (see distill train --help)")
 
 
 def config_from_args(args: argparse.Namespace):
@@ -49,7 +52,7 @@ def config_from_args(args: argparse.Namespace):
     return make_demo_config(probe=args.probe, fast=args.fast, real=args.real, outdir=args.outdir, config=args.config,
                             n_train=args.n_train, n_test=args.n_test, epochs=args.epochs, wrong_rate=args.wrong_rate,
                             seed=args.seed, num_processes=args.num_processes, styles=args.styles,
-                            plot=not args.no_plot)
+                            plot=not args.no_plot, recipe=args.recipe)
 
 
 def run(args: argparse.Namespace) -> int:

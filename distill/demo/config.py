@@ -147,7 +147,7 @@ def real_student_spec() -> StudentSpec:
 def make_demo_config(*, probe: bool = False, fast: bool = False, real: bool = False, outdir: str | None = None,
                      config: str | None = None, n_train: int | None = None, n_test: int | None = None,
                      epochs: int | None = None, wrong_rate: float = 0.2, seed: int = 0, num_processes: int = 2,
-                     styles: str | None = None, plot: bool = True) -> DemoConfig:
+                     styles: str | None = None, plot: bool = True, recipe: str | None = None) -> DemoConfig:
     """``distill demo``'s options -> DemoConfig. ``fast``: 300 train / 60 test, 3 epochs; ``real``:
     SmolLM2 as student 2 on 120 / 40 questions and 1 epoch (a 135M student on CPU)."""
     small = fast or real
@@ -156,6 +156,8 @@ def make_demo_config(*, probe: bool = False, fast: bool = False, real: bool = Fa
     overrides = {}
     if epochs or small:
         overrides["epochs"] = epochs or (1 if real else 3)
+    if recipe:
+        overrides["recipe"] = recipe
     arith = ArithConfig(n_train=n_train, n_test=n_test, seed=seed,
                         distractors=PROBE_DISTRACTORS if probe else 0,
                         max_extra=PROBE_MAX_EXTRA if probe else 9)

@@ -114,14 +114,14 @@ def prefill_router_cache(train_cmd: list[str], run_dir: Path, threads: int) -> i
     Why: inside ``accelerate launch`` rank 0 fills the router's embedding cache while the other
     rank waits, each process limited to its share of the cores; on 2 cores that was half of
     the demo's wall time. The texts come from the engine's own loaders
-    (:func:`distill.students.data.load_train_paths`, :func:`distill.router.encoder.path_text`),
+    (:func:`distill.students.paths.load_train_paths`, :func:`distill.router.encoder.path_text`),
     so the cache keys match; if they ever did not, training would just embed the misses
     itself. Returns the number of paths embedded.
     """
     import torch
 
     from distill.router.encoder import PathEmbedder, path_text
-    from distill.students.data import load_train_paths
+    from distill.students.paths import load_train_paths
     from distill.train.config import parse_train_args
 
     cfg = parse_train_args(train_args(train_cmd))

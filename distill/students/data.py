@@ -1,27 +1,20 @@
-"""Training examples (one per reasoning path), per-student tokenisation, and batching.
+"""Student prompts, per-student tokenisation of the training paths, and batching.
 
-Why one example per *path*: the router decides, path by path, which student learns it,
-so every verified path of a sample is its own example (the research code kept one).
 Each student sees the same path through its **own** tokenizer and chat template; the
 label mask is computed from that tokenizer's prompt length *after* truncation, and the
 character offsets of completion tokens within the response text are kept so that a
-cross-tokenizer peer loss can align the two students token-to-character.
+cross-tokenizer peer loss can align the two students token-to-character. The paths
+themselves (one example per reasoning path) are read by :mod:`distill.students.paths`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
-import glob
-import os
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from distill.data.jsonl import DataError, is_output_file, iter_jsonl, read_rows, stem_of, validate_row
-from distill.data.tasks import get_task
-from distill.errors import ConfigError
 from distill.losses import IGNORE_INDEX
 
 
@@ -91,125 +84,6 @@ def context_window(model_config) -> int | None:
         if isinstance(v, int) and v > 0:
             return v
     return None
-
-
-# ------------------------------------------------------------------------------------ reading
-def _source_rows(folder: Path, task: str) -> dict[str, dict[str, Any]]:
-    """id -> source row from the non-output ``*.jsonl`` and the ``*.enriched.jsonl`` of a folder."""
-    by_id: dict[str, dict[str, Any]] = {}
-    spec = get_task(task)
-    files = sorted(folder.glob("*.enriched.jsonl")) + sorted(p for p in folder.glob("*.jsonl") if not is_output_file(p))
-    for f in files:
-        for lineno, row in iter_jsonl(f):
-            validate_row(row, spec, f, lineno)
-            by_id.setdefault(str(row["id"]), row)
-    return by_id
-
-
-def _paths_from_row(row: dict[str, Any], src: dict[str, Any], task: str, *, only_correct: bool,
-                    file: str, lineno: int) -> list[dict[str, Any]]:
-    responses = row.get("responses")
-    if not isinstance(responses, list):
-        raise DataError(file, lineno, "missing or non-list field 'responses'")
-    n = len(responses)
-    styles = row.get("styles") or [None] * n
-    flags = row.get("correct_flags")
-    idx = row.get("path_idx") or list(range(n))
-    if len(styles) != n or len(idx) != n or (flags is not None and len(flags) != n):
-        raise DataError(file, lineno, f"path fields styles/path_idx/correct_flags must have {n} entries like 'responses'")
-    q = question_text(task, src)
-    out = []
-    for i, resp in enumerate(responses):
-        correct = bool(flags[i]) if flags is not None else (True if only_correct else None)
-        if only_correct and flags is not None and not flags[i]:
-            continue
-        if not isinstance(resp, str) or not resp.strip():
-            continue
-        out.append({"id": str(row["id"]), "path_idx": int(idx[i]), "style": styles[i], "correct": correct,
-                    "question_text": q, "response": resp})
-    return out
-
-
-def _kind(path: Path) -> str:
-    name = path.name
-    if name.endswith(".enriched.jsonl"):
-        return "enriched"
-    if name.endswith(".judged.jsonl"):
-        return "judged"
-    if name.endswith(".correct.jsonl"):
-        return "correct"
-    raise ConfigError(f"{path}: a training file must be *.correct.jsonl, *.judged.jsonl or *.enriched.jsonl")
-
-
-def train_files(cfg) -> list[Path]:
-    """The training files the config selects (explicit file, or the research layout glob)."""
-    if cfg.train_file:
-        p = Path(cfg.train_file)
-        if not p.is_file():
-            raise ConfigError(f"--train_file {p}: no such file")
-        _kind(p)
-        return [p]
-    folder = Path(cfg.data_root) / cfg.task / "train"
-    suffix = "judged" if cfg.judged_only else ("correct" if cfg.is_quality else "enriched")
-    files = sorted(Path(p) for p in glob.glob(str(folder / f"*.{suffix}.jsonl")))
-    if not files:
-        hint = "run `distill judge`" if suffix == "judged" else "run `distill prompt`"
-        raise ConfigError(f"no training data for task {cfg.task!r}: {folder}/*.{suffix}.jsonl matched nothing "
-                          f"({hint}, or pass --train_file)")
-    return files
-
-
-def load_train_paths(cfg) -> list[dict[str, Any]]:
-    """Every training path as ``{id, path_idx, style, correct, question_text, response}``.
-
-    Correct/judged rows only hold ids and paths: their question comes from the source rows
-    (non-output ``*.jsonl`` or ``*.enriched.jsonl``) in the same folder. ``sample_size`` keeps
-    the first N rows (all of their paths).
-    """
-    examples: list[dict[str, Any]] = []
-    rows_seen = 0
-    for f in train_files(cfg):
-        kind = _kind(f)
-        sources = _source_rows(f.parent, cfg.task) if kind != "enriched" else {}
-        spec = get_task(cfg.task)
-        for lineno, row in iter_jsonl(f):
-            if cfg.sample_size is not None and rows_seen >= cfg.sample_size:
-                break
-            if "id" not in row:
-                raise DataError(f, lineno, "missing required field 'id'")
-            if kind == "enriched":
-                validate_row(row, spec, f, lineno, enriched=True)
-                src = row
-            else:
-                src = sources.get(str(row["id"]))
-                if src is None:
-                    raise DataError(f, lineno, f"id {row['id']!r} has no source row (no matching *.jsonl or "
-                                               f"*.enriched.jsonl in {f.parent})")
-            examples.extend(_paths_from_row(row, src, cfg.task, only_correct=(kind != "enriched"),
-                                            file=str(f), lineno=lineno))
-            rows_seen += 1
-    if not examples:
-        raise ConfigError(f"no training paths in {', '.join(map(str, train_files(cfg)))}")
-    return examples
-
-
-def load_test_rows(cfg) -> list[dict[str, Any]]:
-    """Test rows from ``--test_file`` or ``<root>/<task>/test/*.jsonl`` (source files only)."""
-    if cfg.test_file:
-        files = [Path(cfg.test_file)]
-        if not files[0].is_file():
-            raise ConfigError(f"--test_file {cfg.test_file}: no such file")
-    else:
-        folder = Path(cfg.data_root) / cfg.task / "test"
-        files = sorted(p for p in folder.glob("*.jsonl") if not is_output_file(p))
-        if not files:
-            raise ConfigError(f"no test data for task {cfg.task!r}: {folder}/*.jsonl matched nothing "
-                              "(pass --test_file)")
-    rows: list[dict[str, Any]] = []
-    for f in files:
-        rows.extend(read_rows(f, cfg.task))
-    limit = getattr(cfg, "eval_limit", None)
-    return rows[:limit] if limit else rows
 
 
 # ------------------------------------------------------------------------------- tokenisation
@@ -325,7 +199,7 @@ class PathDataset:
     def completion_lengths(self) -> dict[str, list[int]]:
         """Per student, the full completion length (response tokens + EOS) of every path it can
         learn: what the default evaluation budget is derived from
-        (:func:`distill.students.evaluate.completion_budget`)."""
+        (:func:`distill.students.generate.completion_budget`)."""
         return {k: [e["completion_len"] for e, ok in zip(enc, self.usable[k]) if ok] for k, enc in self.encoded.items()}
 
     def collate(self, indices: list[int]) -> dict[str, Any]:

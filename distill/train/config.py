@@ -196,18 +196,22 @@ def config_from_sources(yaml_values: dict[str, Any], cli_values: dict[str, Any])
     """Merge recipe, YAML, then command line (hyphens, sections and aliases normalised, types coerced)
     into a validated TrainConfig.
 
-    ``recipe`` (from either source) lays its keys under everything given explicitly; ``is_sft true``
-    without an explicit ``routing``/``peer`` means ``routing all`` and ``peer none``."""
+    ``recipe`` lays its keys just under those of the source that names it (so ``--recipe separate``
+    on the command line overrides a config file's ``routing``, while ``--routing`` beside it wins);
+    ``is_sft true`` without an explicit ``routing``/``peer`` means ``routing all`` and ``peer none``."""
     merged: dict[str, Any] = {}
-    sources = [("config file", dict(yaml_values)), ("command line", dict(cli_values))]
+    sources = []
     recipe = None
-    for _, values in sources:
+    for source, given in (("config file", yaml_values), ("command line", cli_values)):
+        values = dict(given)
         for key in [k for k in values if str(k).replace("-", "_") == "recipe"]:
             recipe = str(values.pop(key))
-    if recipe is not None:
-        if recipe not in RECIPES:
-            raise ConfigError(f"--recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
-        sources.insert(0, ("recipe " + recipe, dict(RECIPES[recipe])))
+            if recipe not in RECIPES:
+                raise ConfigError(f"--recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
+            # a recipe sits just under the keys of the source that names it: --recipe on the command
+            # line beats the config file's routing/peer, and loses to explicit flags beside it
+            sources.append((f"recipe {recipe}", dict(RECIPES[recipe])))
+        sources.append((source, values))
     for source, values in sources:
         for flat, value in _flatten(values, source).items():
             if value == _PEER_ON:

@@ -149,8 +149,8 @@ def _stop_if_diverged(acc, loss: torch.Tensor, progress: Progress, epoch: int, b
 
 def eval_budgets(run: Run) -> dict[str, int]:
     """Generation budget per student: ``--max_new_tokens`` when given, else derived from the training
-    completions (:func:`~distill.students.evaluate.default_budgets`); ``distill eval`` reads it back."""
-    from distill.students.evaluate import default_budgets
+    completions (:func:`~distill.students.generate.default_budgets`); ``distill eval`` reads it back."""
+    from distill.students.generate import default_budgets
 
     if run.cfg.eval.max_new_tokens is not None:
         return {k: run.cfg.eval.max_new_tokens for k in run.tokenizers}
@@ -159,8 +159,8 @@ def eval_budgets(run: Run) -> dict[str, int]:
 
 def evaluate_at_end(run: Run) -> dict[str, Any]:
     """Both students and their ensemble on the test rows (every rank evaluates its shard)."""
-    from distill.students.data import load_test_rows
     from distill.students.evaluate import evaluate
+    from distill.students.paths import load_test_rows
 
     cfg, m = run.cfg, run.unwrapped
     rows = load_test_rows(cfg.data)

@@ -29,7 +29,7 @@ from distill.train.mixture import MixtureModel
 
 def validate_inputs(cfg: TrainConfig) -> None:
     """Every check that needs no model: model references, data, quantisation support."""
-    from distill.students.data import load_test_rows, train_files
+    from distill.students.paths import load_test_rows, train_files
     from distill.students.load import check_model_ref, check_quantization
 
     check_model_ref(cfg.students.model1, "--model1")
@@ -192,7 +192,8 @@ def setup_run(cfg: TrainConfig) -> Run:
     from accelerate.utils import set_seed
     from transformers import get_cosine_schedule_with_warmup
 
-    from distill.students.data import PathDataset, context_window, load_train_paths
+    from distill.students.data import PathDataset, context_window
+    from distill.students.paths import load_train_paths
     from distill.students.load import load_student
 
     outdir = Path(cfg.runtime.outdir)
