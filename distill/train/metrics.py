@@ -68,10 +68,7 @@ class MetricsLog:
     def step(self, step: int, epoch: int, step_time: float, optimizer) -> None:
         """Close optimizer step ``step``: write its record when it is a logging step, then reset."""
         if step % self.log_every == 0 or step == self.total_steps:
-            keys = sorted(self.acc)
-            red = self.accelerator.reduce(torch.tensor([self.acc[k] for k in keys], device=self.accelerator.device),
-                                          "mean")
-            rec = {"step": step, "epoch": epoch + 1, **dict(zip(keys, red.tolist())), "step_time_s": step_time}
+            rec = {"step": step, "epoch": epoch + 1, **self._mean_over_ranks(), "step_time_s": step_time}
             for g in optimizer.param_groups:
                 rec[f"lr_{g.get('name', 'group')}"] = g["lr"]
             if self.fh is not None:
@@ -85,6 +82,20 @@ class MetricsLog:
         self.acc = {}
         if self.bar is not None:
             self.bar.update(1)
+
+    def _mean_over_ranks(self) -> dict[str, float]:
+        """Each metric's mean over the ranks that recorded it. Ranks may hold different keys (a peer
+        statistic exists only where a batch had aligned pairs), so the key sets are gathered first and
+        every rank reduces the same tensor: sums and counts of the union of keys."""
+        if self.accelerator.num_processes == 1:
+            return dict(sorted(self.acc.items()))
+        from accelerate.utils import gather_object
+
+        keys = sorted(set().union(*gather_object([sorted(self.acc)])))
+        vals = [self.acc.get(k, 0.0) for k in keys] + [float(k in self.acc) for k in keys]
+        red = self.accelerator.reduce(torch.tensor(vals, dtype=torch.float64, device=self.accelerator.device), "sum")
+        sums, counts = red[: len(keys)].tolist(), red[len(keys):].tolist()
+        return {k: s / c for k, s, c in zip(keys, sums, counts) if c > 0}
 
     def close(self) -> None:
         if self.fh is not None:

@@ -1,0 +1,492 @@
+#!/usr/bin/env python
+"""QR-Distill ablation: does each part of the method (routing, peer teaching, two students) pay off?
+
+For each seed the demo machinery builds ONE data set (the routing probe's ``arith`` questions with
+distractor facts), the scripted teacher's verified paths and the two tiny students of
+:func:`distill.demo.config.probe_config` -- student 1 a llama with a 144-token left-truncating
+window (the long ``tot`` paths lose their question: unlearnable for it), student 2 a qwen2 with its
+own BPE tokenizer that sees every path. Then every arm is one real ``distill train --config demo
+--recipe ARM`` on exactly those inputs (same data, paths, epochs, learning rates, training seed,
+evaluation); only ``--recipe`` differs:
+
+    solo1, solo2      one student alone (SFT on every path)
+    separate          both students, every path, no interaction
+    routing_only      learned CoT router, no peer teaching
+    peer_only         every path to both students + peer teaching
+    full              QR-Distill: learned routing + peer teaching
+    random_routing    a fixed random assignment + peer teaching
+
+Reported per arm (mean and 95% Student-t interval over seeds): test accuracy of student 1, student 2
+and the ensemble (the run's ``eval/metrics.json``), wall time per epoch (the sum of the run's
+``metrics.jsonl`` step times per epoch), the share of ``tot`` paths routed to student 2 in the last
+epoch (``router_logs_epoch{E}.jsonl``); plus the mixture-vs-separate epoch-time ratio (target <= 0.8)
+and paired (same seed) accuracy differences of ``full`` against each ablation. Targets are printed
+as met / not met; the exit status is non-zero only when something failed to run.
+
+Training runs in ONE process per arm (``python -m distill.commands.train``, the same command as
+``distill train``) by default; ``--num_processes 2`` uses ``accelerate launch`` on 2 CPU processes as
+the demo does. Why one: see bench/RESULTS.md (measured on 2 cores: per-run wall time about equal,
+and the 2-process launch of the peer-teaching arms aborted in a gloo collective).
+
+    .venv/bin/python bench/bench_ablation.py --quick            # 3 seeds, small sizes (~10 min on 2 cores)
+    .venv/bin/python bench/bench_ablation.py --seeds 3 --n_train 400 --n_test 100 --epochs 6
+    .venv/bin/python bench/bench_ablation.py --arms separate,full --seeds 1 --n_train 16 --n_test 4 --epochs 1 --json
+
+Writes ``OUT/results.json`` (every figure and its inputs), ``OUT/table.md``, ``OUT/ablation.png``,
+and per seed ``OUT/seed{S}/`` (data, students, logs) and ``OUT/seed{S}/runs/{ARM}/`` (each run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+#: Every arm, in the order of the table: the baselines first, the method (``full``) near the end.
+ARMS = ("solo1", "solo2", "separate", "routing_only", "peer_only", "full", "random_routing")
+#: ``full`` against each of these (paired by seed): what each part of the method is worth.
+COMPARISONS = (("separate", "routing + peer"), ("routing_only", "peer teaching"), ("peer_only", "learned routing"),
+               ("random_routing", "learned vs random routing"), ("solo1", "two students vs student 1 alone"),
+               ("solo2", "two students vs student 2 alone"))
+#: Mixture (``full``) epoch time / ``separate`` epoch time must be at or below this.
+TIME_RATIO_TARGET = 0.8
+#: The style that student 1's window cannot learn (the probe's premise); its share to student 2.
+PROBE_STYLE = "tot"
+QUICK = {"n_train": 40, "n_test": 30, "epochs": 2, "seeds": 3}
+DEFAULT = {"n_train": 400, "n_test": 100, "epochs": 6, "seeds": 3}
+
+# 97.5% quantiles of Student's t (two-sided 95%) for 1..30 degrees of freedom: used when scipy is absent.
+_T975 = (12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622, 2.2281, 2.2010, 2.1788,
+         2.1604, 2.1448, 2.1314, 2.1199, 2.1098, 2.1009, 2.0930, 2.0860, 2.0796, 2.0739, 2.0687, 2.0639,
+         2.0595, 2.0555, 2.0518, 2.0484, 2.0452, 2.0423)
+
+
+# ------------------------------------------------------------------------------------- pure parts
+def t_quantile(df: int, conf: float = 0.95) -> float:
+    """The two-sided ``conf`` critical value of Student's t with ``df`` degrees of freedom."""
+    if df < 1:
+        raise ValueError(f"need df >= 1, got {df}")
+    try:
+        from scipy.stats import t
+
+        return float(t.ppf(0.5 + conf / 2, df))
+    except ImportError:
+        if abs(conf - 0.95) > 1e-12:
+            raise ValueError("without scipy only conf=0.95 is available") from None
+        return _T975[df - 1] if df <= len(_T975) else 1.959964 + 2.4 / df  # 1.96 + O(1/df) tail
+
+
+@dataclass
+class Interval:
+    """Mean of ``n`` values and its two-sided Student-t interval (``lo``/``hi`` None when n < 2)."""
+
+    mean: float | None
+    lo: float | None
+    hi: float | None
+    n: int
+    sd: float | None = None
+
+    @property
+    def half(self) -> float | None:
+        return None if self.lo is None or self.mean is None else self.mean - self.lo
+
+
+def t_interval(values: Sequence[float | None], conf: float = 0.95) -> Interval:
+    """Mean and ``conf`` Student-t interval over the non-None ``values`` (one per seed)."""
+    xs = [float(v) for v in values if v is not None]
+    n = len(xs)
+    if n == 0:
+        return Interval(None, None, None, 0)
+    m = statistics.fmean(xs)
+    if n == 1:
+        return Interval(m, None, None, 1)
+    sd = statistics.stdev(xs)
+    h = t_quantile(n - 1, conf) * sd / math.sqrt(n)
+    return Interval(m, m - h, m + h, n, sd)
+
+
+def arm_accuracies(arm: str, metrics: dict[str, Any]) -> dict[str, float | None]:
+    """Student 1 / student 2 / ensemble accuracy of one run, named by the student actually trained.
+
+    ``solo2`` trains student 2 as the run's only model (``model1 := model2``), so its ``acc_s1`` is
+    student 2's accuracy; a solo run has no ensemble (None, not the single student's figure).
+    """
+    keys = ("acc_s1", "acc_s2", "acc_ensemble", "acc_oracle", "acc_best_single")
+    if arm == "solo1":
+        return {"s1": metrics["acc_s1"], "s2": None, "ensemble": None, "oracle": None, "best_single": metrics["acc_s1"]}
+    if arm == "solo2":
+        return {"s1": None, "s2": metrics["acc_s1"], "ensemble": None, "oracle": None, "best_single": metrics["acc_s1"]}
+    missing = [k for k in keys if metrics.get(k) is None]
+    if missing:
+        raise ValueError(f"arm {arm}: eval metrics lack {missing}")
+    return {"s1": metrics["acc_s1"], "s2": metrics["acc_s2"], "ensemble": metrics["acc_ensemble"],
+            "oracle": metrics["acc_oracle"], "best_single": metrics["acc_best_single"]}
+
+
+def epoch_times(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-epoch wall time from ``metrics.jsonl`` records (one per optimizer step with ``--log_every 1``).
+
+    ``epoch_s``: the sum of the epoch's step times (forward, backward, optimizer, bookkeeping; the
+    checkpoint at the epoch end and the evaluation are not in it), ``mean_epoch_s`` their mean over
+    epochs; ``median_step_s`` x ``steps_per_epoch`` is an estimate less sensitive to other load.
+    """
+    per: dict[int, list[float]] = {}
+    for r in records:
+        per.setdefault(int(r["epoch"]), []).append(float(r["step_time_s"]))
+    if not per:
+        raise ValueError("metrics.jsonl has no step records")
+    epoch_s = {e: sum(v) for e, v in sorted(per.items())}
+    steps = [len(v) for _, v in sorted(per.items())]
+    med = statistics.median([t for v in per.values() for t in v])
+    return {"epoch_s": {str(e): round(s, 3) for e, s in epoch_s.items()},
+            "mean_epoch_s": statistics.fmean(epoch_s.values()), "steps_per_epoch": max(steps),
+            "median_step_s": med, "median_epoch_s": med * max(steps)}
+
+
+def last_epoch_routing(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per style in one epoch's router log: paths, share to each student (``"both"`` counts for both),
+    and both students' mean per-token loss (the router's evidence)."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        s = out.setdefault(str(r.get("style") or "unknown"), {"count": 0, "to_s1": 0, "to_s2": 0, "nll_s1": 0.0,
+                                                               "nll_s2": 0.0})
+        route = r["route"]
+        s["count"] += 1
+        s["to_s1"] += route in (1, "1", 3, "3", "both")
+        s["to_s2"] += route in (2, "2", 3, "3", "both")
+        nll = r.get("nll") or [float("nan"), float("nan")]
+        s["nll_s1"] += float(nll[0])
+        s["nll_s2"] += float(nll[1])
+    for s in out.values():
+        n = s["count"]
+        s["share_s1"], s["share_s2"] = s.pop("to_s1") / n, s.pop("to_s2") / n
+        s["nll_s1"], s["nll_s2"] = s["nll_s1"] / n, s["nll_s2"] / n
+    return dict(sorted(out.items()))
+
+
+def summarize(results: dict[str, list[dict[str, Any]]], conf: float = 0.95) -> dict[str, Any]:
+    """Per-arm intervals, the time ratio and the paired comparisons from per-(arm, seed) run records.
+
+    ``results[arm]`` is a list of run records (one per seed, in seed order) with ``seed``, ``acc``
+    (from :func:`arm_accuracies`), ``time`` (from :func:`epoch_times`), ``routing`` (from
+    :func:`last_epoch_routing`, or None for solo arms) and ``wall_s``.
+    """
+    arms: dict[str, Any] = {}
+    for arm, runs in results.items():
+        row: dict[str, Any] = {"seeds": [r["seed"] for r in runs]}
+        for key in ("s1", "s2", "ensemble", "oracle", "best_single"):
+            row[key] = asdict(t_interval([r["acc"][key] for r in runs], conf))
+        row["epoch_s"] = asdict(t_interval([r["time"]["mean_epoch_s"] for r in runs], conf))
+        row["median_epoch_s"] = asdict(t_interval([r["time"]["median_epoch_s"] for r in runs], conf))
+        row["run_wall_s"] = asdict(t_interval([r["wall_s"] for r in runs], conf))
+        shares = [r["routing"][PROBE_STYLE]["share_s2"] if r.get("routing") and PROBE_STYLE in r["routing"] else None
+                  for r in runs]
+        row["tot_to_s2"] = asdict(t_interval(shares, conf))
+        arms[arm] = row
+    out: dict[str, Any] = {"conf": conf, "arms": arms}
+    if "full" in arms and "separate" in arms:
+        f, s = arms["full"], arms["separate"]
+        ratio = f["epoch_s"]["mean"] / s["epoch_s"]["mean"]
+        ratio_med = f["median_epoch_s"]["mean"] / s["median_epoch_s"]["mean"]
+        out["time_ratio"] = {"full_over_separate": ratio, "median_based": ratio_med, "target": TIME_RATIO_TARGET,
+                             "met": ratio <= TIME_RATIO_TARGET}
+    comps = []
+    if "full" in results:
+        full = {r["seed"]: r["acc"]["ensemble"] for r in results["full"]}
+        for other, what in COMPARISONS:
+            if other not in results:
+                continue
+            # a solo arm has no ensemble: full's ensemble against that student trained alone
+            key = {"solo1": "s1", "solo2": "s2"}.get(other, "ensemble")
+            diffs = [full[r["seed"]] - r["acc"][key] for r in results[other]
+                     if r["seed"] in full and full[r["seed"]] is not None and r["acc"][key] is not None]
+            diff = t_interval(diffs, conf)
+            comps.append({"vs": other, "tests": what, "metric": f"full ensemble - {other} {key}",
+                          "diff": asdict(diff), "met": diff.mean is not None and diff.mean > 0,
+                          "significant": diff.lo is not None and diff.lo > 0})
+    out["comparisons"] = comps
+    if "full" in arms and arms["full"]["tot_to_s2"]["mean"] is not None:
+        out["probe_routing"] = {"tot_to_s2": arms["full"]["tot_to_s2"]["mean"], "target": 0.8,
+                                "met": arms["full"]["tot_to_s2"]["mean"] >= 0.8}
+    return out
+
+
+def _pct(iv: dict[str, Any]) -> str:
+    if iv["mean"] is None:
+        return "-"
+    if iv["lo"] is None:
+        return f"{100 * iv['mean']:.1f}"
+    return f"{100 * iv['mean']:.1f} ± {100 * (iv['mean'] - iv['lo']):.1f}"
+
+
+def _sec(iv: dict[str, Any]) -> str:
+    if iv["mean"] is None:
+        return "-"
+    return f"{iv['mean']:.1f}" + (f" ± {iv['mean'] - iv['lo']:.1f}" if iv["lo"] is not None else "")
+
+
+def format_table(summary: dict[str, Any], inputs: dict[str, Any]) -> str:
+    """The markdown tables: per arm, then the targets (met / not met), then the paired comparisons."""
+    conf = int(round(100 * summary["conf"]))
+    lines = [f"n_train {inputs['n_train']}, n_test {inputs['n_test']}, epochs {inputs['epochs']}, "
+             f"seeds {inputs['seeds']} (mean ± {conf}% Student-t half-width over seeds; accuracies in %)", "",
+             "| arm | student 1 | student 2 | ensemble | oracle | epoch s | tot → s2 (last epoch) |",
+             "|---|---|---|---|---|---|---|"]
+    for arm, r in summary["arms"].items():
+        tot = r["tot_to_s2"]
+        tot_s = "-" if tot["mean"] is None else f"{100 * tot['mean']:.0f}%"
+        lines.append(f"| {arm} | {_pct(r['s1'])} | {_pct(r['s2'])} | {_pct(r['ensemble'])} | {_pct(r['oracle'])} "
+                     f"| {_sec(r['epoch_s'])} | {tot_s} |")
+    lines += ["", "| target | measured | met |", "|---|---|---|"]
+    tr = summary.get("time_ratio")
+    if tr:
+        lines.append(f"| epoch time full / separate <= {tr['target']} | {tr['full_over_separate']:.2f} "
+                     f"(median-step based {tr['median_based']:.2f}) | {'met' if tr['met'] else 'NOT met'} |")
+    pr = summary.get("probe_routing")
+    if pr:
+        lines.append(f"| full: tot → student 2 >= {pr['target']:.0%} (last epoch) | {pr['tot_to_s2']:.0%} "
+                     f"| {'met' if pr['met'] else 'NOT met'} |")
+    for c in summary["comparisons"]:
+        d = c["diff"]
+        ci = "" if d["lo"] is None else f" [{100 * d['lo']:+.1f}, {100 * d['hi']:+.1f}]"
+        m = "-" if d["mean"] is None else f"{100 * d['mean']:+.1f} pt{ci}"
+        verdict = "met" + (" (CI > 0)" if c["significant"] else " (CI includes 0)") if c["met"] else "NOT met"
+        lines.append(f"| full > {c['vs']} ({c['tests']}: {c['metric']}) | {m} | {verdict} |")
+    return "\n".join(lines)
+
+
+def plot(summary: dict[str, Any], out_file: Path, title: str) -> Path:
+    """Bar chart of student 1 / student 2 / ensemble accuracy per arm with interval bars (Agg)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    arms = list(summary["arms"])
+    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(arms)), 4))
+    width = 0.27
+    for j, (key, label) in enumerate((("s1", "student 1 (llama, 144-token window)"), ("s2", "student 2 (qwen2)"),
+                                      ("ensemble", "ensemble"))):
+        xs, ys, errs = [], [], []
+        for i, arm in enumerate(arms):
+            iv = summary["arms"][arm][key]
+            if iv["mean"] is None:
+                continue
+            xs.append(i + (j - 1) * width)
+            ys.append(100 * iv["mean"])
+            errs.append(0.0 if iv["lo"] is None else 100 * (iv["mean"] - iv["lo"]))
+        ax.bar(xs, ys, width, yerr=errs, capsize=3, label=label, color=f"C{j}")
+    ax.set_xticks(range(len(arms)))
+    ax.set_xticklabels(arms, rotation=20)
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_file, dpi=120)
+    plt.close(fig)
+    return out_file
+
+
+# -------------------------------------------------------------------------------------- running
+@dataclass
+class SeedData:
+    """One seed's shared inputs: the data root (verified paths), both students, the embedding cache."""
+
+    seed: int
+    root: Path
+    data_root: Path
+    m1: Path
+    m2: Path
+    emb_cache: Path | None
+    prep_s: float
+    teacher: dict[str, Any] = field(default_factory=dict)
+
+
+def demo_config(seed: int, n_train: int, n_test: int, out: Path):
+    """The routing-probe preset for this seed (data and teacher seeded by ``seed``)."""
+    from distill.demo.config import PROBE_DISTRACTORS, PROBE_MAX_EXTRA, probe_config
+    from distill.demo.synthetic import ArithConfig
+
+    arith = ArithConfig(n_train=n_train, n_test=n_test, seed=seed, distractors=PROBE_DISTRACTORS,
+                        max_extra=PROBE_MAX_EXTRA)
+    return probe_config(outdir=str(out), arith=arith, teacher_seed=seed, num_processes=1, plot=False)
+
+
+def prepare_seed(seed: int, n_train: int, n_test: int, out: Path, log: Callable[[str], None]) -> SeedData:
+    """Data, scripted teacher + verification, both students and the router's path embeddings, as
+    ``distill demo --probe`` builds them (the same public stages)."""
+    from distill.demo.report import teacher_stats
+    from distill.demo.stages import prefill_router_cache, prompt_command, read_json, run_logged, train_command
+    from distill.demo.students import build_students, tokenizer_corpus
+    from distill.demo.synthetic import write_splits
+
+    t0 = time.perf_counter()
+    if out.exists():
+        shutil.rmtree(out)
+    cfg = demo_config(seed, n_train, n_test, out)
+    splits = write_splits(out / "data", cfg.arith)
+    run_logged("prompt", prompt_command(cfg, splits["train"], out / "teacher_summary.json"), out / "logs" / "prompt.log")
+    teacher = teacher_stats(read_json(out / "teacher_summary.json"))
+    corpus = tokenizer_corpus(splits["train"], splits["train"].with_name("train.enriched.jsonl"))
+    m1, m2 = build_students(cfg, corpus, out / "students")
+    # one embedding pass per seed (every core), hard-linked into each routed arm's run folder
+    cmd = train_command(cfg, out / "data", m1, m2, out / "embed")
+    n = prefill_router_cache(cmd + ["--recipe", "full"], out / "embed", os.cpu_count() or 2)
+    log(f"seed {seed}: {teacher['paths_correct']}/{teacher['paths_total']} verified paths, {n} embedded, "
+        f"students {m1.name} + {m2.name} ({time.perf_counter() - t0:.0f} s)")
+    return SeedData(seed, out, out / "data", m1, m2, out / "embed" / "emb_cache" if n else None,
+                    time.perf_counter() - t0, teacher)
+
+
+def arm_command(sd: SeedData, arm: str, run_dir: Path, epochs: int, num_processes: int) -> list[str]:
+    """``distill train --config demo --recipe ARM`` on the seed's inputs (the demo's own flags)."""
+    from distill.demo.stages import TRAIN_MODULE, train_args, train_command
+
+    cfg = demo_config(sd.seed, 1, 1, sd.root)
+    cfg.num_processes = num_processes
+    cmd = train_command(cfg, sd.data_root, sd.m1, sd.m2, run_dir)
+    args = train_args(cmd) + ["--recipe", arm, "--epochs", str(epochs), "--seed", str(sd.seed), "--log_every", "1"]
+    if num_processes > 1:
+        return cmd[: cmd.index(TRAIN_MODULE) + 1] + args
+    return [sys.executable, "-m", TRAIN_MODULE, *args]
+
+
+def run_arm(sd: SeedData, arm: str, epochs: int, num_processes: int, threads: int) -> dict[str, Any]:
+    """One training run; returns its record (accuracies, epoch times, last-epoch routing, wall time)."""
+    from distill.data.jsonl import iter_jsonl
+    from distill.demo.stages import read_json, run_logged
+
+    run_dir = sd.root / "runs" / arm
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
+    cmd = arm_command(sd, arm, run_dir, epochs, num_processes)
+    routed = arm in ("routing_only", "full", "random_routing")
+    if routed and sd.emb_cache is not None:
+        shutil.copytree(sd.emb_cache, run_dir / "emb_cache", copy_function=os.link)
+    env = {"ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": str(max(1, threads // num_processes)),
+           "TOKENIZERS_PARALLELISM": "false"}
+    t0 = time.perf_counter()
+    run_logged(f"train {arm} seed {sd.seed}", cmd, sd.root / "logs" / f"train_{arm}.log", env=env)
+    wall = time.perf_counter() - t0
+    metrics = read_json(run_dir / "eval" / "metrics.json")
+    records = [r for _, r in iter_jsonl(run_dir / "metrics.jsonl")]
+    logs = sorted(run_dir.glob("router_logs_epoch*.jsonl"), key=lambda p: int(p.stem.removeprefix("router_logs_epoch")))
+    routing = None
+    if logs and not arm.startswith("solo"):
+        routing = last_epoch_routing([r for _, r in iter_jsonl(logs[-1])])
+    summary = read_json(run_dir / "train_summary.json")
+    return {"arm": arm, "seed": sd.seed, "acc": arm_accuracies(arm, metrics), "eval": metrics,
+            "time": epoch_times(records), "routing": routing, "wall_s": wall, "steps": summary.get("steps"),
+            "paths": summary.get("paths"), "warnings": summary.get("warnings", []),
+            "final_loss": {k: records[-1].get(k) for k in ("loss_s1", "loss_s2", "nll1", "nll2") if k in records[-1]},
+            "command": cmd, "run_dir": str(run_dir)}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true",
+                    help=f"small sizes: {QUICK['n_train']} train / {QUICK['n_test']} test, {QUICK['epochs']} epochs, "
+                         f"{QUICK['seeds']} seeds (~10 min on 2 cores)")
+    ap.add_argument("--n_train", type=int, default=None, help=f"train questions (default {DEFAULT['n_train']})")
+    ap.add_argument("--n_test", type=int, default=None, help=f"test questions (default {DEFAULT['n_test']})")
+    ap.add_argument("--epochs", type=int, default=None, help=f"epochs of every arm (default {DEFAULT['epochs']})")
+    ap.add_argument("--seeds", default=None,
+                    help="N (seeds 0..N-1) or a comma list; each is the data, teacher and training seed "
+                         f"(default {DEFAULT['seeds']})")
+    ap.add_argument("--arms", default=",".join(ARMS), help=f"comma list of recipes (default {','.join(ARMS)})")
+    ap.add_argument("--num_processes", type=int, default=1,
+                    help="1: python -m distill.commands.train; >1: accelerate launch on that many CPU processes")
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 2, help="CPU threads per run (all processes)")
+    ap.add_argument("--out", default="runs/bench_ablation", help="output folder (default runs/bench_ablation)")
+    ap.add_argument("--json", action="store_true", help="print one JSON object on stdout (progress goes to stderr)")
+    ap.add_argument("--no_plot", action="store_true", help="skip the PNG")
+    args = ap.parse_args(argv)
+    base = QUICK if args.quick else DEFAULT
+    args.n_train = args.n_train or base["n_train"]
+    args.n_test = args.n_test or base["n_test"]
+    args.epochs = args.epochs or base["epochs"]
+    seeds = args.seeds or str(base["seeds"])
+    args.seed_list = [int(s) for s in seeds.split(",")] if "," in seeds else list(range(int(seeds)))
+    args.arm_list = [a.strip() for a in args.arms.split(",") if a.strip()]
+    bad = [a for a in args.arm_list if a not in ARMS]
+    if bad or not args.arm_list:
+        ap.error(f"--arms: unknown {bad}; choose from {', '.join(ARMS)}")
+    if not args.seed_list:
+        ap.error("--seeds: need at least one seed")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    err = sys.stderr if args.json else sys.stdout
+    t_start = time.perf_counter()
+
+    def log(msg: str) -> None:
+        print(f"[{time.perf_counter() - t_start:6.0f}s] {msg}", file=err, flush=True)
+
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    inputs = {"n_train": args.n_train, "n_test": args.n_test, "epochs": args.epochs, "seeds": args.seed_list,
+              "arms": args.arm_list, "num_processes": args.num_processes, "threads": args.threads,
+              "train_config": "demo", "preset": "probe (distill.demo.config.probe_config)",
+              "launch": "accelerate launch (cpu_ddp)" if args.num_processes > 1 else "python -m distill.commands.train",
+              "machine": {"cpus": os.cpu_count(), "load_avg_start": os.getloadavg()[0]}}
+    results: dict[str, list[dict[str, Any]]] = {a: [] for a in args.arm_list}
+    seeds_info = []
+    try:
+        for seed in args.seed_list:
+            sd = prepare_seed(seed, args.n_train, args.n_test, out / f"seed{seed}", log)
+            seeds_info.append({"seed": seed, "prep_s": sd.prep_s, "teacher": sd.teacher, "model1": str(sd.m1),
+                               "model2": str(sd.m2)})
+            for arm in args.arm_list:
+                rec = run_arm(sd, arm, args.epochs, args.num_processes, args.threads)
+                results[arm].append(rec)
+                a = rec["acc"]
+                log(f"seed {seed} {arm:<15} s1 {_fmt(a['s1'])} s2 {_fmt(a['s2'])} ens {_fmt(a['ensemble'])}  "
+                    f"epoch {rec['time']['mean_epoch_s']:.1f} s  run {rec['wall_s']:.0f} s")
+    except Exception as exc:  # a failure to run: say what failed, exit 1
+        import traceback
+
+        traceback.print_exc(file=sys.stderr)
+        print(f"bench ablation: failed: {exc}", file=sys.stderr)
+        return 1
+    summary = summarize(results)
+    inputs["machine"]["load_avg_end"] = os.getloadavg()[0]
+    wall = time.perf_counter() - t_start
+    table = format_table(summary, inputs)
+    title = (f"QR-Distill ablation: {args.n_train} train / {args.n_test} test, {args.epochs} epochs, "
+             f"{len(args.seed_list)} seed(s), mean ± 95% t-interval")
+    png = None if args.no_plot else str(plot(summary, out / "ablation.png", title))
+    doc = {"bench": "ablation", "inputs": inputs, "wall_s": wall, "summary": summary, "table_md": table,
+           "plot": png, "seeds": seeds_info, "runs": results}
+    (out / "results.json").write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
+    (out / "table.md").write_text(table + "\n", encoding="utf-8")
+    if args.json:
+        print(json.dumps(doc, default=str))
+    else:
+        print()
+        print(table)
+        print(f"\nwall time {wall:.0f} s; results {out / 'results.json'}" + (f"; plot {png}" if png else ""))
+    return 0
+
+
+def _fmt(x: float | None) -> str:
+    return "  -  " if x is None else f"{100 * x:5.1f}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
