@@ -5,6 +5,7 @@ checks that raise one :class:`~distill.errors.ConfigError` naming the flag and w
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import field
 
 from distill.errors import ConfigError
@@ -33,6 +34,7 @@ def at_least(section, names: tuple[str, ...], low: float, strict: bool = False) 
         if value is None:
             continue
         flag = flag_of(type(section), name)
+        need(math.isfinite(value), f"--{flag} must be a finite number, got {value}")
         if strict:
             need(value > low, f"--{flag} must be > {low}, got {value}")
         else:

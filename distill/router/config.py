@@ -27,6 +27,7 @@ class RouterConfig:
 
     def __post_init__(self) -> None:
         _one_of(self, "routing", ROUTING_MODES)
+        _at_least(self, ("gumbel_tau", "gumbel_tau_min"), 0, strict=True)
         _need(self.gumbel_tau > 0 and 0 < self.gumbel_tau_min <= self.gumbel_tau,
               f"need 0 < --gumbel_tau_min <= --gumbel_tau, got {self.gumbel_tau_min} and {self.gumbel_tau}")
         _at_least(self, ("balance_weight",), 0)

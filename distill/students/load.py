@@ -20,6 +20,26 @@ def check_model_ref(ref: str, flag: str) -> None:
         raise ConfigError(f"{flag} {ref}: no such model folder")
     if looks_local and not (Path(ref).expanduser() / "config.json").is_file():
         raise ConfigError(f"{flag} {ref}: not a model folder (no config.json)")
+    if not looks_local and _hub_offline() and not _in_hub_cache(ref):
+        raise ConfigError(f"{flag} {ref}: not in the local Hugging Face cache and the hub is offline "
+                          "(HF_HUB_OFFLINE): download it first or pass a local model folder")
+
+
+def _hub_offline() -> bool:
+    return any(os.environ.get(k, "").lower() in ("1", "true", "yes", "on")
+               for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def _in_hub_cache(ref: str) -> bool:
+    """A hub model whose ``config.json`` is in the local cache (what loading offline needs)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return False
+    try:
+        return isinstance(try_to_load_from_cache(ref, "config.json"), str)
+    except ValueError:  # not a valid repo id
+        return False
 
 
 def quant_device(device_index: int | None = None):

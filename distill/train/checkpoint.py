@@ -36,17 +36,86 @@ class Progress:
         self.router_log = list(state.get("router_log", []))
 
 
-def find_checkpoint(outdir: Path, resume_from: str) -> Path:
-    """``latest`` -> newest complete checkpoint under ``outdir/checkpoints``; else the folder given."""
+def checkpoint_problem(folder: Path, world: int) -> str | None:
+    """Why ``folder`` cannot be resumed by ``world`` processes (``None`` when it looks whole).
+
+    Checks, without loading tensors: ``progress.json`` parses; the model weights (``model*.safetensors``
+    / ``pytorch_model*.bin``, or a DeepSpeed ``pytorch_model/`` folder) are present; ``optimizer.bin``
+    and ``scheduler.bin`` (non-DeepSpeed) and one ``random_states_{rank}.pkl`` per process exist; every
+    ``torch.save`` file is a complete zip archive and every safetensors header matches its file size. A
+    missing ``random_states`` file used to resume silently with fresh random streams.
+    """
+    import zipfile
+
+    try:
+        json.loads((folder / "progress.json").read_text())
+    except (OSError, ValueError) as exc:
+        return f"progress.json unreadable ({exc})"
+    deepspeed = (folder / "pytorch_model").is_dir()
+    weights = sorted(folder.glob("model*.safetensors")) + sorted(folder.glob("pytorch_model*.bin"))
+    if not weights and not deepspeed:
+        return "no model weights (model.safetensors)"
+    need = [f"random_states_{r}.pkl" for r in range(world)]
+    if not deepspeed:
+        need += ["optimizer.bin", "scheduler.bin"]
+    for name in need:
+        if not (folder / name).is_file():
+            return f"{name} is missing"
+    for f in sorted(folder.glob("*.bin")) + sorted(folder.glob("*.pkl")):
+        if not zipfile.is_zipfile(f):
+            return f"{f.name} is truncated or corrupt"
+        with zipfile.ZipFile(f) as z:
+            if z.testzip() is not None:
+                return f"{f.name} is truncated or corrupt"
+    for f in weights:
+        if f.suffix == ".safetensors" and not _safetensors_whole(f):
+            return f"{f.name} is truncated or corrupt"
+    return None
+
+
+def _safetensors_whole(path: Path) -> bool:
+    """The header parses and the tensors it declares end exactly at the end of the file."""
+    try:
+        with open(path, "rb") as fh:
+            n = int.from_bytes(fh.read(8), "little")
+            header = json.loads(fh.read(n))
+        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+        return path.stat().st_size == 8 + n + end
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def find_checkpoint(outdir: Path, resume_from: str, world: int = 1, warn=print) -> Path:
+    """``latest`` -> the newest complete checkpoint under ``outdir/checkpoints`` whose files are whole
+    (a damaged newer one is skipped with a warning); else the folder given, which must be whole."""
     if resume_from == "latest":
         root = outdir / "checkpoints"
-        done = sorted(p.parent for p in root.glob("*/progress.json")) if root.is_dir() else []
+        done = [p.parent for p in root.glob("*/progress.json")] if root.is_dir() else []
         if not done:
-            raise ConfigError(f"--resume_from latest: no complete checkpoint under {root}")
-        return max(done, key=lambda p: json.loads((p / "progress.json").read_text())["global_step"])
+            raise ConfigError(f"--resume_from latest: no complete checkpoint under {root}; "
+                              "drop --resume_from to start a new run")
+
+        def step(p: Path) -> int:
+            try:
+                return int(json.loads((p / "progress.json").read_text())["global_step"])
+            except (OSError, ValueError, KeyError):
+                return -1
+
+        for cand in sorted(done, key=step, reverse=True):
+            problem = checkpoint_problem(cand, world)
+            if problem is None:
+                return cand
+            warn(f"warning: skipping checkpoint {cand}: {problem}")
+        raise ConfigError(f"--resume_from latest: every checkpoint under {root} is damaged; "
+                          "drop --resume_from to start a new run")
     p = Path(resume_from)
+    if not p.is_dir():
+        raise ConfigError(f"--resume_from {p}: no such checkpoint folder")
     if not (p / "progress.json").is_file():
         raise ConfigError(f"--resume_from {p}: not a complete checkpoint folder (no progress.json)")
+    problem = checkpoint_problem(p, world)
+    if problem is not None:
+        raise ConfigError(f"--resume_from {p}: {problem}; resume from an earlier checkpoint or 'latest'")
     return p
 
 
@@ -78,7 +147,8 @@ class Checkpointer:
         will be redone; a fresh run starts a fresh metrics file."""
         main = self.accelerator.is_main_process
         if resume_from:
-            ckpt = find_checkpoint(self.root.parent, resume_from)
+            ckpt = find_checkpoint(self.root.parent, resume_from, self.accelerator.num_processes,
+                                   warn=self.accelerator.print)
             self.accelerator.load_state(str(ckpt))
             p = self.progress
             self.accelerator.print(f"resumed from {ckpt} at step {p.global_step} "

@@ -119,6 +119,8 @@ def _field(flat: str) -> dataclasses.Field:
 
 
 def _coerce(flat: str, value: Any) -> Any:
+    if isinstance(value, (list, tuple, dict, set)):  # every option is one scalar (a YAML list used to crash)
+        raise ConfigError(f"--{flat}: expected a single value, got a {'mapping' if isinstance(value, dict) else 'list'}")
     tp = _base_type(_field(flat).type)
     if value is None or (isinstance(value, str) and value.lower() in ("none", "null") and tp is not str):
         return None
@@ -259,12 +261,34 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
     p = _resolve_config(str(path))
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        text = p.read_text(encoding="utf-8")
+        data = yaml.safe_load(text) or {}
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"--config {path}: not valid UTF-8 (byte 0x{exc.object[exc.start]:02x} at offset "
+                          f"{exc.start})") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"--config {path}: invalid YAML ({exc})") from None
+        raise ConfigError(f"--config {path}: invalid YAML ({' '.join(str(exc).split())})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"--config {path}: expected a mapping of option: value")
+    _check_scalar_values(yaml, text, p)
     return data
+
+
+def _check_scalar_values(yaml, text: str, path: Path) -> None:
+    """``FILE:LINE: field 'KEY': expected a single value`` for an option given a list (or, inside a
+    section, a mapping); read from the YAML nodes, which keep the line numbers ``safe_load`` drops."""
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    if not isinstance(root, yaml.MappingNode):
+        return
+    for key, node in root.value:
+        name = str(key.value).replace("-", "_")
+        pairs = ([(f"{name}.{k.value}", v) for k, v in node.value]
+                 if name in SECTIONS and isinstance(node, yaml.MappingNode) else [(str(key.value), node)])
+        for flat, value in pairs:
+            if isinstance(value, yaml.SequenceNode) or (isinstance(value, yaml.MappingNode) and "." in flat):
+                kind = "a list" if isinstance(value, yaml.SequenceNode) else "a mapping"
+                raise ConfigError(f"{path}:{value.start_mark.line + 1}: field {flat!r}: expected a single value, "
+                                  f"got {kind}")
 
 
 def _resolve_config(name_or_path: str) -> Path:

@@ -36,12 +36,46 @@ def validate_inputs(cfg: TrainConfig) -> None:
     if not cfg.students.is_sft:
         check_model_ref(cfg.students.model2, "--model2")
     check_quantization(cfg.students)
+    check_launch_environment()
     train_files(cfg.data)
     if cfg.eval.at_end:
         try:
             load_test_rows(cfg.data)
         except ConfigError as exc:
             raise ConfigError(f"{exc}; or pass --eval_at_end false") from None
+    outdir = Path(cfg.runtime.outdir)
+    check_writable(outdir, "--outdir")
+    if cfg.eval.at_end:
+        check_writable(outdir / "eval", "--outdir (its eval/ folder)")
+    if cfg.runtime.resume_from:
+        from distill.train.checkpoint import find_checkpoint
+
+        find_checkpoint(outdir, cfg.runtime.resume_from, int(os.environ.get("WORLD_SIZE", "1")),
+                        warn=lambda msg: None)  # warnings are printed once, when the run resumes
+
+
+def check_launch_environment(environ=None) -> None:
+    """Launcher settings that would fail only inside every rank, after the models load."""
+    env = os.environ if environ is None else environ
+    on = {k for k in ("ACCELERATE_USE_DEEPSPEED", "ACCELERATE_USE_CPU") if env.get(k, "").lower() in ("1", "true")}
+    if on == {"ACCELERATE_USE_DEEPSPEED", "ACCELERATE_USE_CPU"}:
+        raise ConfigError("DeepSpeed with ACCELERATE_USE_CPU=1 fails inside Accelerate: for DeepSpeed on CPU set "
+                          "DS_ACCELERATOR=cpu alone (unset ACCELERATE_USE_CPU); for plain CPU DDP drop the "
+                          "DeepSpeed config (--config_file \"$(distill configs cpu_ddp)\")")
+
+
+def check_writable(folder: Path, flag: str) -> None:
+    """``folder`` is (or can be made) a folder this process can write, checked with a real file."""
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{flag} {folder}: exists and is not a folder")
+    probe = folder / f".distill-write-test-{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(probe, "wb") as fh:
+            fh.write(b"x")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"{flag} {folder}: not writable ({exc.strerror or exc})") from None
 
 
 def make_accelerator(cfg: TrainConfig):
