@@ -64,7 +64,7 @@ COMPARISONS = (("separate", "routing + peer"), ("routing_only", "peer teaching")
 TIME_RATIO_TARGET = 0.8
 #: The style that student 1's window cannot learn (the probe's premise); its share to student 2.
 PROBE_STYLE = "tot"
-QUICK = {"n_train": 40, "n_test": 30, "epochs": 2, "seeds": 3}
+QUICK = {"n_train": 100, "n_test": 40, "epochs": 3, "seeds": 3}
 DEFAULT = {"n_train": 400, "n_test": 100, "epochs": 6, "seeds": 3}
 
 # 97.5% quantiles of Student's t (two-sided 95%) for 1..30 degrees of freedom: used when scipy is absent.
@@ -191,6 +191,7 @@ def summarize(results: dict[str, list[dict[str, Any]]], conf: float = 0.95) -> d
         row["epoch_s"] = asdict(t_interval([r["time"]["mean_epoch_s"] for r in runs], conf))
         row["median_epoch_s"] = asdict(t_interval([r["time"]["median_epoch_s"] for r in runs], conf))
         row["run_wall_s"] = asdict(t_interval([r["wall_s"] for r in runs], conf))
+        row["run_cpu_s"] = asdict(t_interval([r.get("cpu_s") for r in runs], conf))
         shares = [r["routing"][PROBE_STYLE]["share_s2"] if r.get("routing") and PROBE_STYLE in r["routing"] else None
                   for r in runs]
         row["tot_to_s2"] = asdict(t_interval(shares, conf))
@@ -217,6 +218,7 @@ def summarize(results: dict[str, list[dict[str, Any]]], conf: float = 0.95) -> d
                           "diff": asdict(diff), "met": diff.mean is not None and diff.mean > 0,
                           "significant": diff.lo is not None and diff.lo > 0})
     out["comparisons"] = comps
+    out["routing_styles"] = routing_styles(results)
     if "full" in arms and arms["full"]["tot_to_s2"]["mean"] is not None:
         out["probe_routing"] = {"tot_to_s2": arms["full"]["tot_to_s2"]["mean"], "target": 0.8,
                                 "met": arms["full"]["tot_to_s2"]["mean"] >= 0.8}
@@ -241,14 +243,15 @@ def format_table(summary: dict[str, Any], inputs: dict[str, Any]) -> str:
     """The markdown tables: per arm, then the targets (met / not met), then the paired comparisons."""
     conf = int(round(100 * summary["conf"]))
     lines = [f"n_train {inputs['n_train']}, n_test {inputs['n_test']}, epochs {inputs['epochs']}, "
-             f"seeds {inputs['seeds']} (mean ± {conf}% Student-t half-width over seeds; accuracies in %)", "",
-             "| arm | student 1 | student 2 | ensemble | oracle | epoch s | tot → s2 (last epoch) |",
-             "|---|---|---|---|---|---|---|"]
+             f"seeds {inputs['seeds']} (mean ± {conf}% Student-t half-width over seeds; accuracies in %; "
+             "epoch s: wall time of one epoch's steps; run CPU s: the whole run incl. start-up and eval)", "",
+             "| arm | student 1 | student 2 | ensemble | oracle | epoch s | run CPU s | tot → s2 (last epoch) |",
+             "|---|---|---|---|---|---|---|---|"]
     for arm, r in summary["arms"].items():
         tot = r["tot_to_s2"]
         tot_s = "-" if tot["mean"] is None else f"{100 * tot['mean']:.0f}%"
         lines.append(f"| {arm} | {_pct(r['s1'])} | {_pct(r['s2'])} | {_pct(r['ensemble'])} | {_pct(r['oracle'])} "
-                     f"| {_sec(r['epoch_s'])} | {tot_s} |")
+                     f"| {_sec(r['epoch_s'])} | {_sec(r.get('run_cpu_s') or {'mean': None})} | {tot_s} |")
     lines += ["", "| target | measured | met |", "|---|---|---|"]
     tr = summary.get("time_ratio")
     if tr:
@@ -264,6 +267,33 @@ def format_table(summary: dict[str, Any], inputs: dict[str, Any]) -> str:
         m = "-" if d["mean"] is None else f"{100 * d['mean']:+.1f} pt{ci}"
         verdict = "met" + (" (CI > 0)" if c["significant"] else " (CI includes 0)") if c["met"] else "NOT met"
         lines.append(f"| full > {c['vs']} ({c['tests']}: {c['metric']}) | {m} | {verdict} |")
+    return "\n".join(lines)
+
+
+def routing_styles(results: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, dict[str, float]]]:
+    """Per routed arm and style, last-epoch routing shares and both students' mean loss, averaged over seeds."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for arm in ("routing_only", "full", "random_routing"):
+        runs = [r["routing"] for r in results.get(arm, []) if r.get("routing")]
+        if not runs:
+            continue
+        styles = sorted({s for r in runs for s in r})
+        out[arm] = {s: {k: statistics.fmean(r[s][k] for r in runs if s in r)
+                        for k in ("share_s1", "share_s2", "nll_s1", "nll_s2")} for s in styles}
+    return out
+
+
+def format_routing(styles: dict[str, dict[str, dict[str, float]]]) -> str:
+    """Markdown: the routers' evidence (last epoch, mean over seeds): where each style went, both losses."""
+    if not styles:
+        return ""
+    lines = ["Last-epoch router logs (mean over seeds): share of each style's paths that trained each student "
+             "(\"both\" counts for both) and each student's mean per-token loss on them", "",
+             "| arm | style | → s1 | → s2 | loss s1 | loss s2 |", "|---|---|---|---|---|---|"]
+    for arm, table in styles.items():
+        for style, r in table.items():
+            lines.append(f"| {arm} | {style} | {r['share_s1']:.0%} | {r['share_s2']:.0%} | {r['nll_s1']:.3f} "
+                         f"| {r['nll_s2']:.3f} |")
     return "\n".join(lines)
 
 
@@ -379,9 +409,16 @@ def run_arm(sd: SeedData, arm: str, epochs: int, num_processes: int, threads: in
         shutil.copytree(sd.emb_cache, run_dir / "emb_cache", copy_function=os.link)
     env = {"ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": str(max(1, threads // num_processes)),
            "TOKENIZERS_PARALLELISM": "false"}
-    t0 = time.perf_counter()
+    import resource
+
+    t0, load0 = time.perf_counter(), os.getloadavg()[0]
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     run_logged(f"train {arm} seed {sd.seed}", cmd, sd.root / "logs" / f"train_{arm}.log", env=env)
     wall = time.perf_counter() - t0
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # CPU seconds of the whole run (start-up and evaluation included): other users' load on a shared
+    # machine inflates wall time much more than it inflates this
+    cpu_s = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     metrics = read_json(run_dir / "eval" / "metrics.json")
     records = [r for _, r in iter_jsonl(run_dir / "metrics.jsonl")]
     logs = sorted(run_dir.glob("router_logs_epoch*.jsonl"), key=lambda p: int(p.stem.removeprefix("router_logs_epoch")))
@@ -390,7 +427,8 @@ def run_arm(sd: SeedData, arm: str, epochs: int, num_processes: int, threads: in
         routing = last_epoch_routing([r for _, r in iter_jsonl(logs[-1])])
     summary = read_json(run_dir / "train_summary.json")
     return {"arm": arm, "seed": sd.seed, "acc": arm_accuracies(arm, metrics), "eval": metrics,
-            "time": epoch_times(records), "routing": routing, "wall_s": wall, "steps": summary.get("steps"),
+            "time": epoch_times(records), "routing": routing, "wall_s": wall, "cpu_s": cpu_s,
+            "load_avg": [load0, os.getloadavg()[0]], "steps": summary.get("steps"),
             "paths": summary.get("paths"), "warnings": summary.get("warnings", []),
             "final_loss": {k: records[-1].get(k) for k in ("loss_s1", "loss_s2", "nll1", "nll2") if k in records[-1]},
             "command": cmd, "run_dir": str(run_dir)}
@@ -432,6 +470,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if not args.json:
+        return _main(args)
+    # --json: stdout carries only the JSON object; anything else printed (e.g. DeepSpeed's import-time
+    # log line, which goes to the process's stdout) is sent to stderr at the file-descriptor level
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        doc: dict[str, Any] = {}
+        rc = _main(args, doc)
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+    if doc:
+        print(json.dumps(doc, default=str), flush=True)
+    return rc
+
+
+def _main(args: argparse.Namespace, doc_out: dict[str, Any] | None = None) -> int:
     err = sys.stderr if args.json else sys.stdout
     t_start = time.perf_counter()
 
@@ -468,6 +526,9 @@ def main(argv: list[str] | None = None) -> int:
     inputs["machine"]["load_avg_end"] = os.getloadavg()[0]
     wall = time.perf_counter() - t_start
     table = format_table(summary, inputs)
+    routing_md = format_routing(summary["routing_styles"])
+    if routing_md:
+        table += "\n\n" + routing_md
     title = (f"QR-Distill ablation: {args.n_train} train / {args.n_test} test, {args.epochs} epochs, "
              f"{len(args.seed_list)} seed(s), mean ± 95% t-interval")
     png = None if args.no_plot else str(plot(summary, out / "ablation.png", title))
@@ -475,8 +536,8 @@ def main(argv: list[str] | None = None) -> int:
            "plot": png, "seeds": seeds_info, "runs": results}
     (out / "results.json").write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
     (out / "table.md").write_text(table + "\n", encoding="utf-8")
-    if args.json:
-        print(json.dumps(doc, default=str))
+    if doc_out is not None:
+        doc_out.update(doc)
     else:
         print()
         print(table)

@@ -72,7 +72,8 @@ def main() -> int:
         n_req = stats.jobs
         ideal = math.ceil(n_req / args.concurrency) * args.latency
         eff = ideal / stats.request_wall_s
-        print(f"requests: {stats.requests} (paths {n_req}, failed {stats.failed}, retries {stats.retries})")
+        print(f"requests: {stats.requests} (paths {n_req}, failed {stats.failed}, retries {stats.retries}, "
+              f"in-flight limit min {getattr(stats, 'min_limit', args.concurrency)})")
         print(f"concurrency {args.concurrency}, server latency {args.latency:g} s")
         print(f"request wall: {stats.request_wall_s:.2f} s  ideal: {ideal:.2f} s  efficiency: {eff:.1%} "
               f"(target >= {args.target:.0%})")

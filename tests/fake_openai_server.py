@@ -11,6 +11,15 @@ answers normally. Kinds: ``429`` (with Retry-After), ``500``, ``503``, ``hang``
 (sleeps past the client's timeout), ``badjson`` (200, body not JSON), ``nochoices``,
 ``empty`` (200, empty content), ``400``, ``401``.
 
+``serial=True`` models a slow local teacher (a CPU server generating one answer at a time):
+requests are served strictly one after another in arrival order, each taking ``latency``, and a
+request whose client has given up is still generated (the server does not notice), so abandoned
+requests form a backlog that delays every later one. ``generated`` counts answers generated.
+
+``finish_reasons=[("substring", "length")]`` makes answers to matching prompts report that finish
+reason (OpenAI ``finish_reason``; for Gemini ``length`` is sent as ``MAX_TOKENS``), and
+``truncate_at`` cuts their text to that many characters, as a token limit would.
+
 Standalone: ``python tests/fake_openai_server.py --latency 1.0`` prints ``PORT <n>``
 and serves until killed; ``GET /stats`` returns the counters as JSON.
 """
@@ -47,8 +56,16 @@ class FakeTeacherServer:
 
     def __init__(self, *, latency: float = 0.0, responder: Responder | None = None,
                  faults: list[tuple[str, list[str]]] | None = None, retry_after: float = 0.2,
-                 hang_s: float = 30.0, port: int = 0):
+                 hang_s: float = 30.0, port: int = 0, serial: bool = False,
+                 finish_reasons: list[tuple[str, str]] | None = None, truncate_at: int | None = None):
         self.latency = latency
+        self.serial = serial
+        self.finish_reasons = list(finish_reasons or [])
+        self.truncate_at = truncate_at
+        self.generated = 0
+        self._turn = threading.Condition()
+        self._next_ticket = 0
+        self._serving = 0
         self.responder = responder or boxed_responder()
         self.faults = [(sub, list(kinds)) for sub, kinds in (faults or [])]
         self.retry_after = retry_after
@@ -96,7 +113,9 @@ class FakeTeacherServer:
                     outer.in_flight += 1
                     outer.max_in_flight = max(outer.max_in_flight, outer.in_flight)
                 try:
-                    if outer.latency:
+                    if outer.serial:
+                        outer._generate_in_turn()
+                    elif outer.latency:
                         outer.stop_event.wait(outer.latency)
                     self._respond(kind, prompt, model, gemini)
                 finally:
@@ -119,16 +138,20 @@ class FakeTeacherServer:
                                                 "model": model, "choices": []}).encode())
                 else:
                     text = "" if kind == "empty" else outer.responder(prompt, model)
+                    finish = next((r for sub, r in outer.finish_reasons if sub in prompt), "stop")
+                    if finish == "length" and outer.truncate_at is not None:
+                        text = text[:outer.truncate_at]
                     pt, ct = len(prompt.split()), len(text.split())
                     if gemini:
+                        g_finish = {"stop": "STOP", "length": "MAX_TOKENS"}.get(finish, finish.upper())
                         payload = {"candidates": [{"content": {"role": "model", "parts": [{"text": text}]},
-                                                   "finishReason": "STOP", "index": 0}],
+                                                   "finishReason": g_finish, "index": 0}],
                                    "usageMetadata": {"promptTokenCount": pt, "candidatesTokenCount": ct,
                                                      "totalTokenCount": pt + ct}}
                     else:
                         payload = {"id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
                                    "model": model,
-                                   "choices": [{"index": 0, "finish_reason": "stop",
+                                   "choices": [{"index": 0, "finish_reason": finish,
                                                 "message": {"role": "assistant", "content": text}}],
                                    "usage": {"prompt_tokens": pt, "completion_tokens": ct, "total_tokens": pt + ct}}
                     self._send(200, json.dumps(payload).encode())
@@ -171,10 +194,28 @@ class FakeTeacherServer:
             self.by_kind[kind] += 1
             return kind
 
+    def _generate_in_turn(self) -> None:
+        """Wait for this request's turn (arrival order), then take ``latency`` to "generate" it,
+        whether or not its client is still waiting."""
+        with self._turn:
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            while self._serving != ticket and not self.stop_event.is_set():
+                self._turn.wait(0.05)
+        try:
+            self.stop_event.wait(self.latency)
+            with self.lock:
+                self.generated += 1
+        finally:
+            with self._turn:
+                self._serving += 1
+                self._turn.notify_all()
+
     def stats(self) -> dict:
         with self.lock:
             return {"requests": self.requests, "answered": self.answered, "by_kind": dict(self.by_kind),
-                    "max_in_flight": self.max_in_flight, "distinct_prompts": len(self.prompts)}
+                    "max_in_flight": self.max_in_flight, "distinct_prompts": len(self.prompts),
+                    "generated": self.generated}
 
     def start(self) -> "FakeTeacherServer":
         self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -197,8 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--latency", type=float, default=0.0)
+    ap.add_argument("--serial", action="store_true", help="one request at a time, abandoned ones still generated")
     args = ap.parse_args(argv)
-    server = FakeTeacherServer(latency=args.latency, port=args.port)
+    server = FakeTeacherServer(latency=args.latency, port=args.port, serial=args.serial)
     print(f"PORT {server.port}", flush=True)
     try:
         server.httpd.serve_forever(poll_interval=0.05)

@@ -88,6 +88,26 @@ def task_names() -> list[str]:
     return sorted(TASKS)
 
 
+#: The gold answers a closed-answer kind accepts (casefolded, surrounding spaces ignored). They are the
+#: words the verifiers map (:mod:`distill.verify.choice`; ``tests/test_input_validation.py`` keeps the two
+#: in step): a gold outside them could never be matched, so every path of its row would count as wrong.
+GOLD_WORDS: dict[str, frozenset[str]] = {
+    "yesno": frozenset({"yes", "no", "true", "false"}),
+    "nli": frozenset({"entailment", "neutral", "contradiction", "true", "false", "neither", "yes", "no",
+                      "entails", "entailed", "undetermined", "unknown", "contradicts", "contradicted",
+                      "e", "n", "c"}),
+}
+
+#: Fields of a row that are identifiers, answers or options rather than question text.
+NON_TEXT_FIELDS: tuple[str, ...] = ("id", "gold_answer", "choices")
+
+
+def question_fields(spec: TaskSpec) -> tuple[str, ...]:
+    """The required fields a prompt is built from (question, premise, table, choices...): what a
+    correct/judged row must carry to be trained on without its source row beside it."""
+    return tuple(f for f in spec.required if f not in ("id", "gold_answer"))
+
+
 #: Fields an enriched row adds to its source row; parallel lists, one entry per path.
 PATH_FIELDS: tuple[str, ...] = ("prompts", "styles", "responses", "preds", "correct_flags")
 

@@ -16,11 +16,18 @@ from distill.errors import DistillError
 
 @dataclass
 class Completion:
-    """One teacher answer with the token counts the server reported (0 if unknown)."""
+    """One teacher answer with the token counts the server reported (0 if unknown).
+
+    ``finish_reason`` is the API's reason for stopping, normalised to the OpenAI names
+    (``stop``, ``length`` = cut by the token limit, ``content_filter``, ...; None if unknown).
+    A ``length`` answer is kept for analysis but never counted correct: its last number is
+    whatever the model was writing when the limit hit.
+    """
 
     text: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    finish_reason: str | None = None
 
 
 @dataclass
@@ -38,6 +45,8 @@ class Request:
     sample_index: int
     temperature: float
     max_tokens: int
+    #: seconds this attempt may take; set by the engine per attempt (a retried time-out gets more)
+    timeout: float | None = None
 
 
 @runtime_checkable
@@ -60,6 +69,12 @@ class RetryableError(Exception):
     def __init__(self, message: str, retry_after: float | None = None):
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class RequestTimedOut(RetryableError):
+    """No answer within the request's time-out. Retried like any transient fault, but it is also
+    the engine's congestion signal: it lowers the in-flight limit and the retry gets a longer
+    time-out (a slow server that queues requests is still working on the abandoned one)."""
 
 
 class RequestRejected(Exception):

@@ -5,11 +5,20 @@ jobs from one queue, so a slow file never starves the others and a retry waiting
 backoff does not hold a slot (it is put back on the queue by a timer). Every completed
 answer goes to its file's :class:`~distill.prompting.cache.ResponseCache` before anything
 else happens to it, so nothing paid for is lost if the process dies.
+
+The in-flight limit adapts (:class:`AdaptiveLimit`, AIMD as TCP and rate limiters do): a slow
+server that answers one request at a time, asked 16 at once with a 60 s time-out, lets most of
+them time out while it keeps generating the abandoned ones; re-sending them at the same time-out
+only lengthens its queue, and nothing finishes. So a time-out (or an answer that took most of the
+time-out) halves the limit, each prompt answer adds one back up to ``concurrency``, and a request
+that timed out is retried with twice its time-out (up to ``max_request_timeout``), long enough to
+get past the abandoned work still queued ahead of it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import sys
 import time
@@ -17,8 +26,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from distill.errors import ConfigError
 from distill.prompting.backend import (
-    Backend, Completion, FatalBackendError, Request, RequestRejected, RetryableError,
+    Backend, Completion, FatalBackendError, Request, RequestRejected, RequestTimedOut, RetryableError,
 )
 from distill.prompting.cache import ResponseCache
 from distill.prompting.retry import RetryPolicy
@@ -36,6 +46,7 @@ class Job:
     error: str | None = None
     attempts: int = 0
     from_cache: bool = False
+    timeout: float | None = None  # this job's current per-attempt time-out (None: the run's base)
 
     @property
     def ok(self) -> bool:
@@ -56,13 +67,95 @@ class RunStats:
     completion_tokens: int = 0
     request_wall_s: float = 0.0  # first dispatch -> last answer (start-up and verification excluded)
     errors: Counter = field(default_factory=Counter)  # fault kind -> count (all attempts)
+    timeouts: int = 0  # attempts that got no answer within their time-out
+    concurrency: int = 0  # the in-flight limit asked for (--concurrency)
+    min_limit: int = 0  # the lowest the adaptive in-flight limit went
+    final_limit: int = 0
+    max_timeout_used: float = 0.0  # the longest per-attempt time-out given (raised for retried time-outs)
 
     def as_dict(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in ("jobs", "cached", "requests", "retries", "completed", "failed",
-                                             "prompt_tokens", "completion_tokens")}
+                                             "prompt_tokens", "completion_tokens", "timeouts")}
         d["request_wall_s"] = round(self.request_wall_s, 3)
         d["errors"] = dict(self.errors)
+        d["in_flight_limit"] = {"max": self.concurrency, "min": self.min_limit, "final": self.final_limit}
+        d["max_request_timeout_s"] = round(self.max_timeout_used, 3)
         return d
+
+    def adaptation_note(self) -> str | None:
+        """One summary line when the engine had to slow down (None when it never did)."""
+        if not self.timeouts and self.min_limit >= self.concurrency:
+            return None
+        return (f"slow teacher: {self.timeouts} time-outs; in-flight limit went down to {self.min_limit} "
+                f"(of --concurrency {self.concurrency}, {self.final_limit} at the end), retried time-outs waited "
+                f"up to {self.max_timeout_used:g} s; a server that answers one request at a time wants a lower "
+                "--concurrency or a higher --request-timeout")
+
+
+@dataclass
+class AdaptiveLimit:
+    """AIMD on the number of requests in flight: halve on congestion, add one per good answer.
+
+    Congestion is a time-out, or an answer slower than ``latency_high`` of the base time-out that
+    is also ``latency_ratio`` times the fastest answer seen (both, so a teacher that is simply slow
+    for long answers is not throttled). Only one cut per "window": a signal from a request sent
+    before the last cut reflects the old limit and is ignored, otherwise 16 requests timing out
+    together would cut 16 times.
+    """
+
+    maximum: int
+    base_timeout: float
+    latency_high: float = 0.5
+    latency_ratio: float = 2.0
+    limit: int = field(init=False)
+    lowest: int = field(init=False)
+    in_flight: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        if self.maximum < 1:
+            raise ConfigError(f"concurrency must be >= 1 (got {self.maximum})")
+        self.limit = self.lowest = self.maximum
+        self._last_cut = -math.inf
+        self._fastest = math.inf
+        self._cond: asyncio.Condition | None = None
+
+    def _condition(self) -> asyncio.Condition:
+        if self._cond is None:
+            self._cond = asyncio.Condition()
+        return self._cond
+
+    async def acquire(self) -> float:
+        """Wait for a free slot; returns the send time (pass it to :meth:`release`)."""
+        cond = self._condition()
+        async with cond:
+            await cond.wait_for(lambda: self.in_flight < self.limit)
+            self.in_flight += 1
+        return time.monotonic()
+
+    async def release(self) -> None:
+        cond = self._condition()
+        async with cond:
+            self.in_flight -= 1
+            cond.notify_all()
+
+    def _cut(self, sent_at: float) -> bool:
+        if sent_at < self._last_cut:
+            return False
+        self.limit = max(1, self.limit // 2)
+        self.lowest = min(self.lowest, self.limit)
+        self._last_cut = time.monotonic()
+        return True
+
+    def on_timeout(self, sent_at: float) -> bool:
+        """A request sent at ``sent_at`` timed out; True if the limit was cut."""
+        return self._cut(sent_at)
+
+    def on_success(self, sent_at: float, latency: float) -> None:
+        self._fastest = min(self._fastest, latency)
+        if latency > self.latency_high * self.base_timeout and latency > self.latency_ratio * self._fastest:
+            self._cut(sent_at)  # (no change for a slow answer sent before the last cut)
+        else:
+            self.limit = min(self.maximum, self.limit + 1)
 
 
 def _fault_kind(exc: BaseException) -> str:
@@ -80,18 +173,29 @@ async def run_jobs(
     progress: bool = True,
     desc: str = "teacher",
     seed: int | None = None,
+    adaptive: bool = True,
+    max_request_timeout: float | None = None,
 ) -> RunStats:
     """Fill every job from the cache or the backend. Failed jobs keep ``error`` set.
 
+    ``adaptive`` (the default) lets :class:`AdaptiveLimit` lower the in-flight limit below
+    ``concurrency`` and doubles a timed-out request's time-out for its retry, up to
+    ``max_request_timeout`` (default 8 x ``request_timeout``); ``adaptive=False`` keeps both fixed.
     Raises :class:`FatalBackendError` (after stopping all workers) if the backend says
     every request will fail.
     """
-    stats = RunStats(jobs=len(jobs))
+    if max_request_timeout is None:
+        max_request_timeout = 8 * request_timeout
+    if max_request_timeout < request_timeout:
+        raise ConfigError(f"max_request_timeout ({max_request_timeout:g} s) must be >= request_timeout "
+                          f"({request_timeout:g} s)")
+    stats = RunStats(jobs=len(jobs), concurrency=concurrency, min_limit=concurrency, final_limit=concurrency)
     todo: list[Job] = []
     for job in jobs:
         rec = job.cache.get(job.key)
         if rec is not None:
-            job.completion = Completion(rec["text"], rec.get("prompt_tokens", 0), rec.get("completion_tokens", 0))
+            job.completion = Completion(rec["text"], rec.get("prompt_tokens", 0), rec.get("completion_tokens", 0),
+                                        finish_reason=rec.get("finish_reason"))  # absent in old records
             job.from_cache = True
             stats.cached += 1
         else:
@@ -109,6 +213,8 @@ async def run_jobs(
     fatal: list[BaseException] = []
     timers: list[asyncio.TimerHandle] = []
 
+    limiter = AdaptiveLimit(max(1, concurrency), request_timeout)
+
     bar = None
     if progress:
         from tqdm import tqdm
@@ -116,14 +222,20 @@ async def run_jobs(
         bar = tqdm(total=len(jobs), initial=stats.cached, desc=desc, unit="path", file=sys.stderr,
                    dynamic_ncols=True, mininterval=0.5)
 
+    def postfix(refresh: bool = False) -> None:
+        if bar is not None:
+            slow = (f" in-flight<={limiter.limit}/{concurrency} timeouts={stats.timeouts}"
+                    if stats.timeouts or limiter.limit < concurrency else "")
+            bar.set_postfix_str(
+                f"ok={stats.cached + stats.completed} failed={stats.failed} retries={stats.retries} "
+                f"tok={stats.prompt_tokens}+{stats.completion_tokens}{slow}", refresh=refresh)
+
     def finish(job: Job) -> None:
         nonlocal remaining
         remaining -= 1
         if bar is not None:
             bar.update(1)
-            bar.set_postfix_str(
-                f"ok={stats.cached + stats.completed} failed={stats.failed} retries={stats.retries} "
-                f"tok={stats.prompt_tokens}+{stats.completion_tokens}", refresh=False)
+            postfix()
         if remaining == 0:
             all_done.set()
 
@@ -131,15 +243,31 @@ async def run_jobs(
         while True:
             job = await queue.get()
             job.attempts += 1
+            if job.timeout is None:
+                job.timeout = request_timeout
+            job.request.timeout = job.timeout
+            stats.max_timeout_used = max(stats.max_timeout_used, job.timeout)
+            sent_at = await limiter.acquire()
             stats.requests += 1
             try:
-                async with asyncio.timeout(request_timeout):
-                    comp = await backend.complete(job.request)
+                try:
+                    async with asyncio.timeout(job.timeout):
+                        comp = await backend.complete(job.request)
+                finally:
+                    await limiter.release()
                 if not isinstance(comp, Completion) or not comp.text or not comp.text.strip():
                     raise RetryableError("empty: the backend returned no text")
             except (RetryableError, TimeoutError) as exc:
                 if isinstance(exc, TimeoutError):
-                    exc = RetryableError(f"timeout: no answer within {request_timeout:g} s")
+                    exc = RequestTimedOut(f"timeout: no answer within {job.timeout:g} s")
+                if isinstance(exc, RequestTimedOut):
+                    stats.timeouts += 1
+                    if adaptive:
+                        limiter.on_timeout(sent_at)
+                        stats.min_limit = min(stats.min_limit, limiter.limit)
+                        # the abandoned attempt is likely still queued on the server: give the retry longer
+                        job.timeout = min(max_request_timeout, job.timeout * 2)
+                    postfix(refresh=True)
                 kind = _fault_kind(exc)
                 stats.errors[kind] += 1
                 if job.attempts < policy.max_attempts:
@@ -161,9 +289,13 @@ async def run_jobs(
                 fatal.append(exc)
                 all_done.set()
                 return
+            if adaptive:
+                limiter.on_success(sent_at, time.monotonic() - sent_at)
+                stats.min_limit = min(stats.min_limit, limiter.limit)
             # Durable first: the answer is on disk before it is counted.
             job.cache.add(job.key, {**job.meta, "text": comp.text, "prompt_tokens": comp.prompt_tokens,
-                                    "completion_tokens": comp.completion_tokens})
+                                    "completion_tokens": comp.completion_tokens,
+                                    "finish_reason": comp.finish_reason})
             job.completion = comp
             stats.completed += 1
             stats.prompt_tokens += comp.prompt_tokens
@@ -183,6 +315,7 @@ async def run_jobs(
             await waiter
     finally:
         stats.request_wall_s = time.perf_counter() - t0
+        stats.final_limit = limiter.limit
         waiter.cancel()
         for t in timers:
             t.cancel()

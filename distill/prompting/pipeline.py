@@ -12,14 +12,19 @@ re-uses every answer already paid for.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from distill.data.commit import (
+    ancestors, check_writable, commit, discard, lock_sources, recover, remove_stale_temps,
+)
 from distill.data.jsonl import (
-    atomic_write_jsonl, atomic_write_text, correct_only, correct_path, enriched_path, read_rows, stem_of,
+    atomic_write_text, correct_only, correct_path, enriched_path, output_error, read_rows, stage_jsonl, stem_of,
 )
 from distill.data.tasks import TaskSpec
 from distill.errors import ConfigError
@@ -132,26 +137,85 @@ class FileReport:
     total_by_style: Counter
     enriched: Path
     correct: Path
+    kept: list[str] = field(default_factory=list)  # "id#i (style)": failed now, the earlier answer kept
+    stale: int = 0  # of ``kept``: asked with other settings (model, temperature, max tokens, prompt)
+    notes: list[str] = field(default_factory=list)  # damaged cache records, finished interrupted writes
+    truncated_by_style: Counter = field(default_factory=Counter)  # paths cut at --max-tokens (finish "length")
+
+
+def _previous_rows(path: Path) -> dict[Any, dict[str, Any]]:
+    """``id -> row`` of an existing enriched file: the answers a failed request must not replace.
+    Unreadable lines are ignored (the file is only a fallback, and it is ours)."""
+    try:
+        fh = open(path, encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise output_error(path, exc, "cannot read the previous results") from None
+    out: dict[Any, dict[str, Any]] = {}
+    with fh:
+        for line in fh:
+            try:
+                row = json.loads(line)
+            except (ValueError, RecursionError):
+                continue
+            if isinstance(row, dict) and isinstance(row.get("responses"), list):
+                with contextlib.suppress(TypeError):
+                    out[row.get("id")] = row
+    return out
+
+
+def _good_previous_path(old: dict[str, Any], i: int) -> bool:
+    resp, failed = old["responses"], old.get("failed")
+    return (i < len(resp) and isinstance(resp[i], str) and bool(resp[i].strip())
+            and not (isinstance(failed, list) and i < len(failed) and failed[i]))
+
+
+def _keep_previous(out: dict[str, Any], old: dict[str, Any], i: int, key: str) -> bool:
+    """Put the earlier answer of path ``i`` (every parallel field of it) back into ``out``; returns
+    whether it is stale, i.e. it was asked with another cache key (model, settings or prompt)."""
+    n_old = len(old["responses"])
+    for f, vals in old.items():
+        if isinstance(vals, list) and len(vals) == n_old and isinstance(out.get(f), list) and f not in (
+                "cache_keys", "stale", "failed"):
+            out[f][i] = vals[i]
+    old_keys = old.get("cache_keys")
+    old_key = old_keys[i] if isinstance(old_keys, list) and i < len(old_keys) else None
+    out["cache_keys"][i] = old_key
+    out["failed"][i] = False
+    out["stale"][i] = stale = old_key != key  # an answer of unknown settings (no key) counts as stale
+    return stale
 
 
 def finalize(src: Source) -> FileReport:
-    """Verify the answered paths and atomically write ``<stem>.enriched.jsonl`` / ``.correct.jsonl``."""
+    """Verify the answered paths and write ``<stem>.enriched.jsonl`` / ``.correct.jsonl`` as one commit.
+
+    A path whose request failed in this run never replaces an answer the existing enriched file
+    holds for it: that answer is kept (``stale`` when it was asked with other settings) and the
+    report says so. ``*.correct.jsonl`` holds only rows with at least one verified path.
+    """
+    e_path, c_path = enriched_path(src.path), correct_path(src.path)
     to_score: list[tuple[str, dict[str, Any]]] = []
     for row, jobs in zip(src.rows, src.jobs):
         for job in jobs:
             if job.ok:
                 to_score.append((job.completion.text, row))
     scores = iter(verify_paths(src.task.name, to_score))
-    enriched_rows, failed = [], []
-    correct_by, total_by = Counter(), Counter()
+    previous = _previous_rows(e_path) if any(not j.ok for jobs in src.jobs for j in jobs) else {}
+    enriched_rows, failed, kept = [], [], []
+    n_stale = 0
+    correct_by, total_by, cut_by = Counter(), Counter(), Counter()
     for row, jobs in zip(src.rows, src.jobs):
         out = dict(row)
         out["prompts"] = [j.request.prompt for j in jobs]
         out["styles"] = [j.request.style for j in jobs]
         out["responses"], out["preds"], out["correct_flags"], out["failed"] = [], [], [], []
+        out["cache_keys"], out["stale"] = [j.key for j in jobs], [False] * len(jobs)
+        out["finish_reasons"] = [j.completion.finish_reason if j.ok else None for j in jobs]
         for i, job in enumerate(jobs):
             if job.ok:
                 pred, ok = next(scores)
+                ok = ok and job.completion.finish_reason != "length"  # cut mid-answer: its last number is luck
                 out["responses"].append(job.completion.text)
             else:
                 pred, ok = NA, False
@@ -160,14 +224,42 @@ def finalize(src: Source) -> FileReport:
             out["preds"].append(pred)
             out["correct_flags"].append(ok)
             out["failed"].append(not job.ok)
-            total_by[job.request.style] += 1
-            correct_by[job.request.style] += int(ok)
+        try:
+            old = previous.get(row["id"])
+        except TypeError:
+            old = None
+        for i, job in enumerate(jobs):
+            if not job.ok and old is not None and _good_previous_path(old, i):
+                stale = _keep_previous(out, old, i, job.key)
+                n_stale += stale
+                kept.append(f"{row['id']}#{i} ({job.request.style})" + (" stale" if stale else ""))
+        for i, job in enumerate(jobs):
+            total_by[out["styles"][i]] += 1
+            correct_by[out["styles"][i]] += int(bool(out["correct_flags"][i]))
+            cut_by[out["styles"][i]] += int(out["finish_reasons"][i] == "length")
         enriched_rows.append(out)
-    e_path, c_path = enriched_path(src.path), correct_path(src.path)
-    atomic_write_jsonl(e_path, enriched_rows)
-    atomic_write_jsonl(c_path, (correct_only(r) for r in enriched_rows))
+    notes = [n for n in [src.cache.damage_note() if src.cache is not None else None] if n]
+    notes += [f"{src.path.parent}: removed {k} temporary file(s) of killed runs"
+              for k in [sum(remove_stale_temps(p) for p in (e_path, c_path))] if k]
+    staged: list[tuple[Path, Path]] = []
+    try:
+        staged.append((stage_jsonl(e_path, enriched_rows), e_path))
+        staged.append((stage_jsonl(c_path, (correct_only(r) for r in enriched_rows
+                                            if any(r["correct_flags"]))), c_path))
+    except BaseException:
+        discard(staged)
+        raise
+    commit(staged, journal_path(src.path))
     return FileReport(src.path, len(src.rows), sum(len(j) for j in src.jobs), failed, correct_by, total_by,
-                      e_path, c_path)
+                      e_path, c_path, kept, n_stale, notes, cut_by)
+
+
+def journal_path(source: Path) -> Path:
+    """The commit journal of a source's enriched/correct pair (see :mod:`distill.data.commit`)."""
+    return source.with_name(f".{stem_of(source)}.commit.json")
+
+
+TRUNCATION_HINT = "--max-tokens is too small for these answers: raise it (they are asked again with the new limit)"
 
 
 @dataclass
@@ -175,6 +267,7 @@ class PromptReport:
     stats: RunStats
     files: list[FileReport]
     wall_s: float
+    notes: list[str] = field(default_factory=list)
 
     def format(self) -> str:
         s = self.stats
@@ -191,8 +284,22 @@ class PromptReport:
             cor.update(f.correct_by_style)
         lines.append("correct per style: " + ", ".join(
             f"{st} {cor[st]}/{tot[st]}" for st in tot))
+        cut = self.truncated_per_style()
+        if cut:
+            lines.append("CUT at the token limit (finish_reason 'length', never counted correct) per style: "
+                         + ", ".join(f"{st} {cut[st]}/{tot[st]}" for st in tot if cut[st]) + f"; {TRUNCATION_HINT}")
+        if s.adaptation_note():
+            lines.append(f"note: {s.adaptation_note()}")
         for f in self.files:
             lines.append(f"  {f.path}: {f.rows} rows -> {f.enriched.name}, {f.correct.name}")
+        lines += [f"note: {n}" for n in self.notes]
+        lines += [f"note: {n}" for f in self.files for n in f.notes]
+        kept = [x for f in self.files for x in f.kept]
+        if kept:
+            stale = sum(f.stale for f in self.files)
+            lines.append(f"KEPT {len(kept)} earlier answer(s) where this run's request failed ({stale} stale: "
+                         f"asked with other settings, marked 'stale' in the enriched file; rerun to replace them): "
+                         + ", ".join(kept[:10]) + (f" ... and {len(kept) - 10} more" if len(kept) > 10 else ""))
         failed = [x for f in self.files for x in f.failed]
         if failed:
             lines.append(f"FAILED paths ({len(failed)}; recorded as failed, rerun to retry them):")
@@ -202,6 +309,13 @@ class PromptReport:
         lines.append(f"wall time: {self.wall_s:.1f} s (requests {s.request_wall_s:.1f} s)")
         return "\n".join(lines)
 
+    def truncated_per_style(self) -> Counter:
+        """Paths per style that stopped at the token limit (kept in the enriched file, never correct)."""
+        cut: Counter = Counter()
+        for f in self.files:
+            cut.update(f.truncated_by_style)
+        return +cut
+
     def as_dict(self) -> dict[str, Any]:
         tot, cor = Counter(), Counter()
         for f in self.files:
@@ -209,7 +323,12 @@ class PromptReport:
             cor.update(f.correct_by_style)
         return {**self.stats.as_dict(), "wall_s": round(self.wall_s, 3),
                 "correct_per_style": {st: [cor[st], tot[st]] for st in tot},
+                "truncated_per_style": {st: [self.truncated_per_style()[st], tot[st]] for st in tot},
+                **({"truncated_hint": TRUNCATION_HINT} if self.truncated_per_style() else {}),
                 "failed_paths": [x for f in self.files for x in f.failed],
+                "kept_previous": [x for f in self.files for x in f.kept],
+                "stale_paths": sum(f.stale for f in self.files),
+                "notes": [*self.notes, *(n for f in self.files for n in f.notes)],
                 "files": [str(f.path) for f in self.files]}
 
 
@@ -224,19 +343,51 @@ async def _generate(backend: Backend, jobs: list[Job], settings: PromptSettings,
             await close()
 
 
+def prepare_outputs(stack: contextlib.ExitStack, sources: list[Source],
+                    summary_json: str | Path | None = None) -> list[str]:
+    """Everything that could make the results unwritable, checked before the first request: a
+    per-source lock (two runs on one file would pay twice and race their renames), interrupted
+    commits finished, and every output (cache, enriched, correct, summary) writable. Returns notes."""
+    lock_sources(stack, [s.path for s in sources], purpose="distill prompt")
+    notes = recover(ancestors(s.path for s in sources))  # also regen-correct's journal at its --root
+    for src in sources:
+        for target in (src.cache_path, enriched_path(src.path), correct_path(src.path)):
+            check_writable(target)
+    if summary_json:
+        check_writable(Path(summary_json))
+    return notes
+
+
 def run_prompt(backend: Backend, sources: list[Source], settings: PromptSettings, *,
-               progress: bool = True) -> PromptReport:
-    """Ask, cache, verify and write for every source. The backend is closed afterwards."""
+               progress: bool = True, summary_json: str | Path | None = None) -> PromptReport:
+    """Lock and check the outputs, then ask, cache, verify and write for every source. The backend
+    is closed afterwards."""
     t0 = time.perf_counter()
-    jobs = plan(sources, settings)
-    try:
-        stats = asyncio.run(_generate(backend, jobs, settings, progress))
-    finally:
-        for src in sources:
-            if src.cache is not None:
-                src.cache.close()
-    files = [finalize(src) for src in sources]
-    return PromptReport(stats, files, time.perf_counter() - t0)
+    with contextlib.ExitStack() as stack:
+        try:
+            notes = prepare_outputs(stack, sources, summary_json)
+            jobs = plan(sources, settings)
+            for src in sources:
+                src.cache.open_for_append()
+        except BaseException:
+            for src in sources:
+                if src.cache is not None:
+                    src.cache.close()
+            close = getattr(backend, "aclose", None)
+            if close is not None:
+                asyncio.run(close())
+            raise
+        try:
+            stats = asyncio.run(_generate(backend, jobs, settings, progress))
+        finally:
+            for src in sources:
+                if src.cache is not None:
+                    src.cache.close()
+        files = [finalize(src) for src in sources]
+        report = PromptReport(stats, files, time.perf_counter() - t0, notes)
+        if summary_json:
+            atomic_write_text(Path(summary_json), json.dumps(report.as_dict(), indent=2) + "\n")
+    return report
 
 
 def choose_styles(styles: str | None, styles_file: str | Path | None) -> tuple[str, ...]:
@@ -258,8 +409,9 @@ def run_prompting(teacher: TeacherOptions, selection: SourceSelection, *, n: int
     """``distill prompt``: validate everything, build the backend, read every source, then ask.
 
     Order matters: flag errors come before the backend is built (so a missing API key is not
-    reported for a typo), and the backend before any file is read; a bad source line fails
-    before any request is paid for. ``summary_json`` also gets :meth:`PromptReport.as_dict`.
+    reported for a typo), and the backend before any file is read; a bad source line, a source
+    another run holds, or an output that cannot be written (read-only, full disk) fails before any
+    request is paid for (:func:`prepare_outputs`). ``summary_json`` also gets :meth:`PromptReport.as_dict`.
     """
     settings = PromptSettings(model=teacher.model, n=n, styles=choose_styles(styles, styles_file),
                               temperature=temperature, max_tokens=max_tokens, concurrency=teacher.concurrency,
@@ -273,9 +425,4 @@ def run_prompting(teacher: TeacherOptions, selection: SourceSelection, *, n: int
         if close is not None:
             asyncio.run(close())
         raise
-    report = run_prompt(backend, sources, settings, progress=progress)
-    if summary_json:
-        import json
-
-        atomic_write_text(Path(summary_json), json.dumps(report.as_dict(), indent=2) + "\n")
-    return report
+    return run_prompt(backend, sources, settings, progress=progress, summary_json=summary_json)

@@ -27,12 +27,21 @@ class TeacherOptions:
     seed: int = 0
     wrong_rate: float = 0.2
 
+    def __post_init__(self) -> None:
+        # The built-in backends speak HTTP: a URL that cannot work is one line now, not half a minute
+        # of retried "connection" faults (plug-in backends may give base_url another meaning).
+        if self.base_url is not None and self.backend in ("openai", "gemini"):
+            from distill.prompting.backends.url import check_base_url
+
+            check_base_url(self.base_url)
+
     def retry_policy(self) -> RetryPolicy:
         """The backoff policy (validates ``max_attempts`` and the delays)."""
         return RetryPolicy(max_attempts=self.max_attempts, base_delay=self.retry_base, max_delay=self.max_retry_delay)
 
     def make_backend(self) -> Backend:
-        """Build the backend (a missing API key fails here, before any file is read)."""
+        """Build the backend (a missing API key or a ``base_url`` whose host does not resolve fails
+        here, before any file is read)."""
         from distill.prompting.backends import get_backend
 
         return get_backend(self.backend, model=self.model, base_url=self.base_url,

@@ -3,9 +3,10 @@
 Why one example per *path*: the router decides, path by path, which student learns it,
 so every verified path of a sample is its own example (the research code kept one).
 ``<root>/<task>/train/`` holds the teacher's outputs (``*.correct.jsonl``, ``*.judged.jsonl``,
-``*.enriched.jsonl``); correct/judged rows hold only ids and paths, so their question is joined
-from the source rows of the same folder. ``<root>/<task>/test/`` holds the source rows to
-evaluate on. Tokenising the paths is :mod:`distill.students.data`'s job.
+``*.enriched.jsonl``); correct/judged rows that hold only ids and paths get their question from the
+source rows of the same folder, rows that carry their question fields are their own source.
+``<root>/<task>/test/`` holds the source rows to evaluate on. Tokenising the paths is
+:mod:`distill.students.data`'s job.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import glob
 from pathlib import Path
 from typing import Any
 
-from distill.data.jsonl import DataError, is_output_file, iter_jsonl, read_rows, validate_row
-from distill.data.tasks import get_task
+from distill.data.jsonl import DataError, has_question_fields, is_output_file, iter_rows, read_rows, validate_row
+from distill.data.tasks import get_task, question_fields
 from distill.errors import ConfigError
 from distill.students.data import question_text
 
@@ -27,8 +28,7 @@ def _source_rows(folder: Path, task: str) -> dict[str, dict[str, Any]]:
     spec = get_task(task)
     files = sorted(folder.glob("*.enriched.jsonl")) + sorted(p for p in folder.glob("*.jsonl") if not is_output_file(p))
     for f in files:
-        for lineno, row in iter_jsonl(f):
-            validate_row(row, spec, f, lineno)
+        for _, row in iter_rows(f, spec):
             by_id.setdefault(str(row["id"]), row)
     return by_id
 
@@ -37,13 +37,23 @@ def _paths_from_row(row: dict[str, Any], src: dict[str, Any], task: str, *, only
                     file: str, lineno: int) -> list[dict[str, Any]]:
     responses = row.get("responses")
     if not isinstance(responses, list):
-        raise DataError(file, lineno, "missing or non-list field 'responses'")
+        raise DataError(file, lineno, "missing required field 'responses'" if responses is None else
+                        f"field 'responses' must be a list (one answer per path), got {type(responses).__name__}")
     n = len(responses)
+    for field in ("styles", "path_idx", "correct_flags"):
+        if row.get(field) is not None and not isinstance(row[field], list):
+            raise DataError(file, lineno, f"field {field!r} must be a list (one entry per path), got "
+                                          f"{type(row[field]).__name__}")
     styles = row.get("styles") or [None] * n
     flags = row.get("correct_flags")
     idx = row.get("path_idx") or list(range(n))
     if len(styles) != n or len(idx) != n or (flags is not None and len(flags) != n):
         raise DataError(file, lineno, f"path fields styles/path_idx/correct_flags must have {n} entries like 'responses'")
+    for i, (style, j) in enumerate(zip(styles, idx)):
+        if style is not None and not isinstance(style, str):
+            raise DataError(file, lineno, f"field 'styles'[{i}] must be a string, got {type(style).__name__}")
+        if isinstance(j, bool) or not isinstance(j, int) or j < 0:
+            raise DataError(file, lineno, f"field 'path_idx'[{i}] must be a path index (an integer >= 0), got {j!r}")
     q = question_text(task, src)
     out = []
     for i, resp in enumerate(responses):
@@ -89,29 +99,31 @@ def train_files(cfg) -> list[Path]:
 def load_train_paths(cfg) -> list[dict[str, Any]]:
     """Every training path as ``{id, path_idx, style, correct, question_text, response}``.
 
-    Correct/judged rows only hold ids and paths: their question comes from the source rows
-    (non-output ``*.jsonl`` or ``*.enriched.jsonl``) in the same folder. ``sample_size`` keeps
-    the first N rows (all of their paths).
+    A correct/judged row that carries its own question fields (as the research code's files do:
+    ``question``, ``choices``, ``table``, ``premise``...) is its own source; one that holds only ids
+    and paths gets its question from the source rows (non-output ``*.jsonl`` or ``*.enriched.jsonl``)
+    in the same folder. Every row goes through the one row validator
+    (:func:`distill.data.jsonl.validate_row`). ``sample_size`` keeps the first N rows (all of their paths).
     """
     examples: list[dict[str, Any]] = []
     rows_seen = 0
+    spec = get_task(cfg.task)
     for f in train_files(cfg):
         kind = _kind(f)
         sources = _source_rows(f.parent, cfg.task) if kind != "enriched" else {}
-        spec = get_task(cfg.task)
-        for lineno, row in iter_jsonl(f):
+        for lineno, row in iter_rows(f, spec, enriched=(kind == "enriched"), question=(kind == "enriched")):
             if cfg.sample_size is not None and rows_seen >= cfg.sample_size:
                 break
-            if "id" not in row:
-                raise DataError(f, lineno, "missing required field 'id'")
-            if kind == "enriched":
-                validate_row(row, spec, f, lineno, enriched=True)
+            if kind == "enriched" or has_question_fields(row, spec):
+                if kind != "enriched":
+                    validate_row(row, spec, f, lineno)  # its own source: every question field checked as one
                 src = row
             else:
                 src = sources.get(str(row["id"]))
                 if src is None:
                     raise DataError(f, lineno, f"id {row['id']!r} has no source row (no matching *.jsonl or "
-                                               f"*.enriched.jsonl in {f.parent})")
+                                               f"*.enriched.jsonl in {f.parent}) and does not carry its own question "
+                                               f"fields ({', '.join(question_fields(spec))})")
             examples.extend(_paths_from_row(row, src, cfg.task, only_correct=(kind != "enriched"),
                                             file=str(f), lineno=lineno))
             rows_seen += 1

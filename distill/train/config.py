@@ -264,10 +264,13 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         text = p.read_text(encoding="utf-8")
         data = yaml.safe_load(text) or {}
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"--config {path}: not valid UTF-8 (byte 0x{exc.object[exc.start]:02x} at offset "
-                          f"{exc.start})") from None
+        line = exc.object[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"{p}:{line}: not valid UTF-8 (byte 0x{exc.object[exc.start]:02x}); save the config "
+                          "as UTF-8") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"--config {path}: invalid YAML ({' '.join(str(exc).split())})") from None
+    except RecursionError:
+        raise ConfigError(f"--config {path}: invalid YAML (nested too deeply)") from None
     if not isinstance(data, dict):
         raise ConfigError(f"--config {path}: expected a mapping of option: value")
     _check_scalar_values(yaml, text, p)
@@ -282,13 +285,18 @@ def _check_scalar_values(yaml, text: str, path: Path) -> None:
         return
     for key, node in root.value:
         name = str(key.value).replace("-", "_")
-        pairs = ([(f"{name}.{k.value}", v) for k, v in node.value]
-                 if name in SECTIONS and isinstance(node, yaml.MappingNode) else [(str(key.value), node)])
+        if name in SECTIONS and isinstance(node, yaml.MappingNode):
+            pairs = [(f"{name}.{k.value}", v) for k, v in node.value]
+        elif name in FLAT or name in ALIAS_HELP:
+            pairs = [(str(key.value), node)]
+        else:
+            continue  # an unknown key: config_from_sources names it, with a did-you-mean
         for flat, value in pairs:
             if isinstance(value, yaml.SequenceNode) or (isinstance(value, yaml.MappingNode) and "." in flat):
                 kind = "a list" if isinstance(value, yaml.SequenceNode) else "a mapping"
+                hint = " (list module names as one comma-separated string)" if flat.endswith("targets") else ""
                 raise ConfigError(f"{path}:{value.start_mark.line + 1}: field {flat!r}: expected a single value, "
-                                  f"got {kind}")
+                                  f"got {kind}{hint}")
 
 
 def _resolve_config(name_or_path: str) -> Path:

@@ -41,7 +41,10 @@ START_TIMEOUT_S = 120.0
 #: Row fields the verifiers read; only these cross the process boundary.
 ROW_FIELDS = ("gold_answer", "choices")
 _PKG_ROOT = str(Path(__file__).resolve().parents[2])
-_BOOT = "import sys; from distill.verify.batch import _worker_entry; _worker_entry(int(sys.argv[1]))"
+_BOOT = ("import sys; from distill.verify.batch import _worker_entry; "
+         "_worker_entry(int(sys.argv[1]), int(sys.argv[2]))")
+#: How often a worker checks that its parent is still alive (the fallback to the parent-death signal).
+WATCHDOG_S = 0.25
 
 
 @dataclass
@@ -58,9 +61,58 @@ class BatchResult:
         return sum(v.correct for v in self.verdicts)
 
 
-def _worker_entry(fd: int) -> None:
+def _worker_entry(fd: int, parent: int = 0) -> None:
     """Entry point of a worker interpreter: serve on the inherited socket ``fd``."""
+    if parent:
+        _die_with_parent(parent)
     _worker_main(Connection(fd))
+
+
+def _kill_own_group() -> None:
+    """SIGKILL this worker and everything in its process group (its clingo / dot children)."""
+    try:
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+    finally:
+        os._exit(1)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Make this worker (and its solver children) die when the scoring process dies.
+
+    Workers run in their own session so that a timeout kill also takes down their solver children;
+    that also means nothing kills them when the parent is SIGKILLed, and a worker stuck on a
+    hopeless item would keep a core busy. Two mechanisms:
+
+    - Linux ``prctl(PR_SET_PDEATHSIG, SIGTERM)``: the kernel signals the worker the moment its
+      parent dies; the handler kills the worker's whole group. (The signal also fires when the
+      parent *thread* that started the worker exits while the parent lives on, so the handler
+      checks the parent pid and ignores that case.)
+    - a watchdog thread that polls ``os.getppid()`` every :data:`WATCHDOG_S` seconds: the
+      fallback off Linux, and while the main thread is busy in native code.
+    """
+    def on_term(signum, frame) -> None:
+        if os.getppid() != parent:
+            _kill_own_group()
+
+    signal.signal(signal.SIGTERM, on_term)
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass  # no prctl: the watchdog below still applies
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        _kill_own_group()
+
+    def watch() -> None:
+        while True:
+            time.sleep(WATCHDOG_S)
+            if os.getppid() != parent:
+                _kill_own_group()
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
 
 
 def _worker_main(conn) -> None:  # runs in the child
@@ -104,12 +156,13 @@ class _Pool:
 
     def _start(self) -> _Worker:
         # A fresh interpreter, not multiprocessing: no re-import of the caller's __main__, no fork of
-        # a threaded (torch) parent. Its own session, so a kill also takes down solver children.
+        # a threaded (torch) parent. Its own session, so a kill also takes down solver children;
+        # it watches our pid and dies with us (_die_with_parent).
         ours, theirs = socket.socketpair()
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (_PKG_ROOT, env.get("PYTHONPATH", "")) if p)
         proc = subprocess.Popen(
-            [sys.executable, "-c", _BOOT, str(theirs.fileno())],
+            [sys.executable, "-c", _BOOT, str(theirs.fileno()), str(os.getpid())],
             pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, env=env, start_new_session=True,
         )
         theirs.close()

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from distill.verify.mathans import find_boxed, strip_code_blocks
-from distill.verify.types import NA
+from distill.verify.mathans import find_boxed, looks_complete, strip_code_blocks
+from distill.verify.types import HEDGED, NA
 
 DEFAULT_LABELS = ("A", "B", "C", "D", "E")
 
@@ -62,12 +62,27 @@ def _strip_md(s: str) -> str:
     return s.replace("**", "").replace("__", "")
 
 
+_TEXT_WRAP_RE = re.compile(r"\\(?:text|textbf|textrm|mathrm|mathbf|mbox)\s*\{([^{}]*)\}")
+
+
+def _unwrap(s: str) -> str:
+    for _ in range(3):  # \boxed{\text{(\textbf{B})}}: peel nested wrappers
+        s = _TEXT_WRAP_RE.sub(r"\1", s)
+    return s
+
+
 def _leading_label(rest: str, labels: list[str]) -> str | None:
-    """A label at the start of an anchored answer: "(B)", "B.", "c", "option D", "\\boxed{B}"."""
+    """A label at the start of an anchored answer: "(B)", "B.", "c", "option D", "\\boxed{\\text{B}}"."""
+    return _leading_label_at(rest, labels)[0]
+
+
+def _leading_label_at(rest: str, labels: list[str]) -> tuple[str | None, str]:
+    """The leading label and the text after it (where a hedge would be: "A or D")."""
     rest = _strip_md(rest).strip()
     boxed = find_boxed(rest)
     if boxed:
-        rest = re.sub(r"\\text\{([^{}]*)\}", r"\1", boxed)
+        rest = boxed
+    rest = _unwrap(rest)
     rest = re.sub(r"^(?:option|choice|letter)\s+", "", rest.strip(" $"), flags=re.I)
     alt = "|".join(re.escape(x) for x in sorted(labels, key=len, reverse=True))
     # "(B)" / "[B]" anywhere at the start; a bare letter only when it stands alone.
@@ -76,12 +91,50 @@ def _leading_label(rest: str, labels: list[str]) -> str | None:
         # bare: uppercase may be followed by text ("B because ..."), lowercase only by punctuation/end
         m = re.match(rf"({alt})(?=\s*(?:$|[).,:;!\]]))", rest, re.I) or re.match(rf"({alt})(?![\w'])", rest)
     if not m:
-        return None
+        return None, ""
     found = m.group(1)
     for lab in labels:
         if lab.casefold() == found.casefold():
-            return lab
-    return None
+            return lab, rest[m.end():]
+    return None, ""
+
+
+def _hedged_label(after: str, lab: str, labels: list[str]) -> bool:
+    """Does another option follow the chosen one as an alternative ("A or D", "(C), (E)", "B/C")?
+
+    A bare other label must be written as given (capital "A", not the article "a"); in brackets
+    any case counts. "(A), not (C)" is no hedge: only a separator may stand between the two.
+    """
+    others = [x for x in labels if x.casefold() != lab.casefold()]
+    if not others:
+        return False
+    alt = "|".join(re.escape(x) for x in sorted(others, key=len, reverse=True))
+    after = _unwrap(_strip_md(after))
+    return bool(re.match(
+        rf"\s*[).\]]?\s*(?:,\s*(?i:or|and)?|(?i:or|and)|/|&)\s*(?:(?i:option|choice)\s+)?"
+        rf"(?:[(\[]\s*(?i:{alt})\s*[)\]]|(?:{alt})(?![\w']))", after))
+
+
+def _unique_text_choice(segment: str, labels: list[str], texts: list[str]) -> str | None:
+    """The one option whose text occurs in ``segment``; ``None`` when none or several do.
+
+    Options contained in a longer matching option ("bank" in "river bank") do not count apart.
+    The segment is the answer sentence only (up to "because"/"since"/a full stop).
+    """
+    seg = re.split(r"\b(?:because|since|as|which|but|though|although)\b|(?<=[a-z)])\.\s", segment, maxsplit=1)[0]
+    seg = f" {_norm_text(seg)} "
+    spans: list[tuple[int, int, str]] = []
+    for lab, txt in zip(labels, texts):
+        t = _norm_text(txt)
+        if not t:
+            continue
+        start = seg.find(f" {t} ")
+        while start >= 0:
+            spans.append((start, start + len(t) + 1, lab))
+            start = seg.find(f" {t} ", start + 1)
+    kept = {lab for s0, e0, lab in spans
+            if not any(s1 <= s0 and e0 <= e1 and (e1 - s1) > (e0 - s0) for s1, e1, _ in spans)}
+    return kept.pop() if len(kept) == 1 else None
 
 
 def _text_choice(segment: str, labels: list[str], texts: list[str]) -> str | None:
@@ -106,16 +159,22 @@ def extract_mcq(response: str, row: dict[str, Any] | None = None, *, explicit_on
     text = strip_code_blocks(response)
     anchors = list(_ANCHOR_RE.finditer(text))
     for m in reversed(anchors):
-        lab = _leading_label(m.group("rest"), labels)
+        rest = m.group("rest")
+        if re.match(r"\s*[*_]*\s*either\b", rest, re.I):
+            return HEDGED
+        lab, after = _leading_label_at(rest, labels)
         if lab:
-            return lab
+            return HEDGED if _hedged_label(after, lab, labels) else lab
         if texts:
-            lab = _text_choice(m.group("rest"), labels, texts)
+            lab = _unique_text_choice(rest, labels, texts)
             if lab:
                 return lab
     boxed = find_boxed(text)
     if boxed:
-        lab = _leading_label(boxed, labels) or (_text_choice(boxed, labels, texts) if texts else None)
+        lab, after = _leading_label_at(boxed, labels)
+        if lab:
+            return HEDGED if _hedged_label(after, lab, labels) else lab
+        lab = _unique_text_choice(boxed, labels, texts) if texts else None
         if lab:
             return lab
     if explicit_only:
@@ -129,7 +188,12 @@ def extract_mcq(response: str, row: dict[str, Any] | None = None, *, explicit_on
         if lab and re.match(rf"^\W*({alt})\W*(?:$|[).:]\s)", _strip_md(lines[-1]).strip()):
             return lab
     if paren:
-        found = paren[-1].group(1)
+        last = paren[-1]
+        # "... either (C) or (E)." / "(A) or (C)": a hedge between the last two mentions
+        if len(paren) > 1 and paren[-2].group(1) != last.group(1) and re.fullmatch(
+                r"\s*(?:,\s*)?or\s*", text[paren[-2].end():last.start()], re.I):
+            return HEDGED
+        found = last.group(1)
         return next(lab for lab in labels if lab == found)
     if texts and lines:
         lab = _text_choice(lines[-1], labels, texts)
@@ -153,13 +217,17 @@ def extract_yesno(response: str, row: dict[str, Any] | None = None, *, explicit_
     for m in reversed(list(_ANCHOR_RE.finditer(text))):
         w = re.match(r"[\s\"'(\[$]*(yes|no|true|false)(?![\w'-])", m.group("rest"), re.I)
         if w:
+            other = re.match(r"[\s\"')\].,]*(?:or|and|/)\s*[\"'(\[]*(yes|no|true|false)(?![\w'-])",
+                             m.group("rest")[w.end():], re.I)
+            if other and YESNO_WORDS[other.group(1).casefold()] != YESNO_WORDS[w.group(1).casefold()]:
+                return HEDGED
             return YESNO_WORDS[w.group(1).casefold()]
     boxed = find_boxed(text)
     if boxed:
         w = re.fullmatch(r"\W*(?:\\text\{)?\s*(yes|no|true|false)\W*", boxed, re.I)
         if w:
             return YESNO_WORDS[w.group(1).casefold()]
-    if explicit_only:
+    if explicit_only or not looks_complete(response):  # a cut-off response has not concluded
         return NA
     words = _YESNO_RE.findall(text)
     return YESNO_WORDS[words[-1].casefold()] if words else NA
@@ -174,15 +242,20 @@ def extract_nli(response: str, row: dict[str, Any] | None = None, *, explicit_on
     """``entailment`` / ``neutral`` / ``contradiction`` from True/Neither/False or the label words."""
     text = _strip_md(strip_code_blocks(response))
     for m in reversed(list(_ANCHOR_RE.finditer(text))):
-        w = _NLI_TOKEN_RE.match(m.group("rest").lstrip(" \"'([$"))
+        rest = m.group("rest").lstrip(" \"'([$")
+        w = _NLI_TOKEN_RE.match(rest)
         if w:
+            other = re.match(r"[\s\"')\].,]*(?:or|and|/)\s*[\"'(\[]*", rest[w.end():], re.I)
+            nxt = _NLI_TOKEN_RE.match(rest[w.end() + other.end():]) if other else None
+            if nxt and NLI_WORDS[nxt.group(1).casefold()] != NLI_WORDS[w.group(1).casefold()]:
+                return HEDGED
             return NLI_WORDS[w.group(1).casefold()]
     boxed = find_boxed(text)
     if boxed:
         w = _NLI_TOKEN_RE.search(boxed)
         if w:
             return NLI_WORDS[w.group(1).casefold()]
-    if explicit_only:
+    if explicit_only or not looks_complete(response):
         return NA
     words = _NLI_TOKEN_RE.findall(text)
     return NLI_WORDS[words[-1].casefold()] if words else NA

@@ -11,7 +11,7 @@ from typing import Any
 
 from distill.data.tasks import KINDS, TASKS, UnknownTaskError
 from distill.verify import choice, mathans, solvers
-from distill.verify.types import NA, Verdict
+from distill.verify.types import HEDGED, NA, Verdict
 
 
 def kind_of(task: str) -> str:
@@ -37,6 +37,8 @@ def _extract_text(kind: str, text: str, row: dict[str, Any] | None, explicit_onl
             return choice.extract_choice_text(text, row, explicit_only=explicit_only)
         got = mathans.extract_explicit(text) if explicit_only else (
             mathans.extract_explicit(text) or mathans.extract_fallback(text))
+        if got == HEDGED:
+            return HEDGED
         return mathans.normalize(got) if got else NA
     if kind == "mcq":
         return choice.extract_mcq(text, row, explicit_only=explicit_only)
@@ -58,20 +60,27 @@ def _from_solver(kind: str, value: str, row: dict[str, Any] | None) -> str:
     return _extract_text(kind, f"Answer: {value}", row, explicit_only=True)
 
 
-def extract_answer(task: str, response: str, row: dict | None = None) -> str:
-    """The path's prediction in the task's vocabulary, or ``"N/A"`` if nothing is extractable."""
+def extract_answer(task: str, response: str, row: dict | None = None,
+                   budget: solvers.Budget | None = None) -> str:
+    """The path's prediction in the task's vocabulary, or ``"N/A"`` if nothing is extractable.
+
+    ``budget`` bounds the solver runs of this response (:class:`distill.verify.solvers.Budget`).
+    """
     kind = kind_of(task)
     if not isinstance(response, str) or not response.strip():
         return NA
     pred = _extract_text(kind, response, row, explicit_only=True)
+    if pred == HEDGED:  # "the answer is A or D": wrong whatever else the response holds
+        return NA
     if pred != NA:
         return pred
-    value = solvers.solver_prediction(response)
+    value = solvers.solver_prediction(response, budget=budget)
     if value is not None:
         pred = _from_solver(kind, value, row)
-        if pred != NA:
+        if pred not in (NA, HEDGED):
             return pred
-    return _extract_text(kind, response, row, explicit_only=False)
+    pred = _extract_text(kind, response, row, explicit_only=False)
+    return NA if pred == HEDGED else pred
 
 
 def is_correct(task: str, pred: str, row: dict[str, Any]) -> bool:
@@ -91,9 +100,14 @@ def is_correct(task: str, pred: str, row: dict[str, Any]) -> bool:
 
 
 def score(task: str, response: str, row: dict) -> Verdict:
-    """Extract the path's answer and check it against ``row["gold_answer"]`` (+ ``choices`` for mcq)."""
-    pred = extract_answer(task, response, row)
+    """Extract the path's answer and check it against ``row["gold_answer"]`` (+ ``choices`` for mcq).
+
+    All solver runs of the response (answer blocks and DOT checks) share one budget,
+    :data:`distill.verify.solvers.RESPONSE_SOLVER_BUDGET_S` seconds, however many blocks it has.
+    """
+    budget = solvers.Budget()
+    pred = extract_answer(task, response, row, budget)
     correct = is_correct(task, pred, row)
-    if correct and "```" in response and not solvers.structure_ok(response):
+    if correct and "```" in response and not solvers.structure_ok(response, budget=budget):
         correct = False
     return Verdict(pred, correct)

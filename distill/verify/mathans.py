@@ -26,13 +26,18 @@ from fractions import Fraction
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 
-from distill.verify.types import NA
+from distill.verify.types import HEDGED, NA
 
 # math-verify per-call limits (seconds, ints because it uses signal.alarm).
 MV_TIMEOUT_S = 2
 # Decimal places math-verify rounds floats to when one side is a float. Its default (6)
 # is kept: 0.001 vs 0.005 differ at 3 places; plain-number pairs never reach it anyway.
 MV_FLOAT_ROUNDING = 6
+# Answers longer than this never reach math-verify (no real final answer is that long; parsing a
+# megabyte of LaTeX only times out): such a prediction is correct only when it equals the gold.
+MV_MAX_CHARS = 2000
+# math-verify logs its whole input on a timeout or parse error: log records are cut to this length.
+MV_LOG_MAX_CHARS = 300
 
 _BOX_RE = re.compile(r"\\(?:boxed|fbox)\b")
 _CODE_BLOCK_RE = re.compile(r"```[^\n`]*\n.*?(?:```|\Z)", re.S)
@@ -60,6 +65,123 @@ _BASE_NUM_RE = re.compile(r"(?P<digits>[0-9A-Za-z]+)_\{?(?P<base>\d+)\}?")
 _TEXT_WRAP_RE = re.compile(r"\\(?:text|textbf|textrm|mathrm|mathbf|mbox)\s*\{([^{}]*)\}")
 _CHOICE_ITEM = r"(?:\(\s*[A-Z]\s*\)|[A-Z])"
 _CHOICE_RE = re.compile(rf"\s*{_CHOICE_ITEM}(?:\s*(?:,\s*(?:and\s+)?|and\s+){_CHOICE_ITEM})*\s*")
+
+
+# Numbers in words ("eleven", "twenty-five", "one hundred and twelve") and scale words ("3 million").
+_UNITS = {w: i for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+    "sixteen seventeen eighteen nineteen".split())}
+_TENS = {w: 10 * (i + 2) for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split())}
+_SCALES = {"thousand": 10**3, "million": 10**6, "billion": 10**9, "trillion": 10**12}
+_NUM_WORD = "|".join(sorted([*_UNITS, *_TENS, "hundred", *_SCALES], key=len, reverse=True))
+_WORDS_RE = re.compile(rf"(?<![\w-])(?:{_NUM_WORD})(?:(?:[ -]|\s+and\s+)(?:{_NUM_WORD}))*(?![\w-])", re.I)
+_SCALED_RE = re.compile(r"(?P<num>[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?)\s*(?P<scale>thousand|million|billion|trillion)(?![\w])", re.I)
+# A repeating decimal: 0.\overline{6}, 0.1\overline{7}, .\overline{28}, 0.\dot{3}
+_REPEAT_RE = re.compile(r"(?P<sign>[-+]?)(?P<int>\d*)\.(?P<fix>\d*)\\(?:overline|dot)\s*(?:\{(?P<rep>\d+)\}|(?P<rep1>\d))")
+
+
+def words_value(text: str) -> int | None:
+    """The value of a number written in words ("twenty-five", "one hundred and two"); else ``None``."""
+    total = current = 0
+    seen = False
+    for w in re.split(r"[\s-]+", text.casefold().strip()):
+        if w == "and":
+            continue
+        if w in _UNITS:
+            current += _UNITS[w]
+        elif w in _TENS:
+            current += _TENS[w]
+        elif w == "hundred":
+            current = (current or 1) * 100
+        elif w in _SCALES:
+            total += (current or 1) * _SCALES[w]
+            current = 0
+        else:
+            return None
+        seen = True
+    return total + current if seen else None
+
+
+def _spell_out(s: str) -> str:
+    """Rewrite a leading number in words or a scaled number as digits ("2.5 thousand" -> "2500")."""
+    m = _SCALED_RE.match(s)
+    if m:
+        v = Fraction(Decimal(m.group("num").replace(",", ""))) * _SCALES[m.group("scale").casefold()]
+        return _fraction_str(v) + s[m.end():]
+    m = _WORDS_RE.match(s)
+    if m:
+        v = words_value(m.group(0))
+        if v is not None:
+            return str(v) + s[m.end():]
+    return s
+
+
+def _fraction_str(v: Fraction) -> str:
+    if v.denominator == 1:
+        return str(v.numerator)
+    return str(Decimal(v.numerator) / Decimal(v.denominator))
+
+
+def _repeating_as_fraction(s: str) -> str:
+    """``0.\\overline{6}`` -> ``\\frac{2}{3}`` (math-verify cannot read the overline); else ``s``."""
+    v = _repeating_value(s)
+    if v is None:
+        return s
+    sign = "-" if v < 0 else ""
+    return f"{sign}\\frac{{{abs(v.numerator)}}}{{{v.denominator}}}"
+
+
+def _repeating_value(s: str) -> Fraction | None:
+    m = _REPEAT_RE.fullmatch(s.replace(" ", ""))
+    if not m:
+        return None
+    whole, fix, rep = m.group("int") or "0", m.group("fix"), m.group("rep") or m.group("rep1")
+    v = Fraction(int(whole)) + (Fraction(int(fix), 10 ** len(fix)) if fix else 0)
+    v += Fraction(int(rep), (10 ** len(rep) - 1) * 10 ** len(fix))
+    return -v if m.group("sign") == "-" else v
+
+
+_INEQ_OP_RE = re.compile(r"\\(?:leqslant|leq|le|geqslant|geq|ge)(?![A-Za-z])|≤|≥|<=|>=|<|>")
+_INEQ_CANON = {"≤": "<=", "≥": ">=", "<=": "<=", ">=": ">=", "<": "<", ">": ">"}
+_VAR = r"(?:[A-Za-z]|\\(?!infty)[A-Za-z]+)"
+
+
+def inequality_interval(s: str) -> str | None:
+    """``3 < x \\le 9`` -> ``(3,9]``, ``x \\ge -1`` -> ``[-1,\\infty)``; ``None`` if not one such inequality."""
+    t = s.strip()
+    m = re.fullmatch(rf"{_VAR}\s*\\in\s*(?P<iv>[\[(].*[\])])", t)
+    if m:
+        return m.group("iv")
+    def canon(m: re.Match) -> str:
+        op = m.group(0)
+        return f" {_INEQ_CANON.get(op) or ('<=' if op.startswith(chr(92) + 'l') else '>=')} "
+
+    t = _INEQ_OP_RE.sub(canon, t)
+    parts = re.split(r"\s(<=|>=|<|>)\s", t)
+    parts = [x.strip() for x in parts]
+    is_var = [bool(re.fullmatch(_VAR, x)) for x in parts]
+    if any(not x for x in parts) or sum(is_var) != 1:
+        return None
+    inf = r"\infty"
+    if len(parts) == 3:
+        if is_var[0]:
+            var, op, b = parts
+            if op in ("<", "<="):
+                return f"(-{inf},{b}{')' if op == '<' else ']'}"
+            return f"{'(' if op == '>' else '['}{b},{inf})"
+        if is_var[2]:
+            a, op, _ = parts
+            if op in ("<", "<="):
+                return f"{'(' if op == '<' else '['}{a},{inf})"
+            return f"(-{inf},{a}{')' if op == '>' else ']'}"
+        return None
+    if len(parts) == 5 and is_var[2]:
+        a, op1, _, op2, b = parts
+        if op1 in ("<", "<=") and op2 in ("<", "<="):
+            return f"{'(' if op1 == '<' else '['}{a},{b}{')' if op2 == '<' else ']'}"
+        if op1 in (">", ">=") and op2 in (">", ">="):
+            return f"{'(' if op2 == '>' else '['}{b},{a}{')' if op1 == '>' else ']'}"
+    return None
 
 
 def find_boxed(text: str) -> str | None:
@@ -92,6 +214,54 @@ def find_boxed(text: str) -> str | None:
     return None
 
 
+# Between two boxes of one list answer: a separator and at most "x =" ("$x=\\boxed{2}$ and $x=\\boxed{-3}$").
+_BOX_SEP_RE = re.compile(r"\$?\s*(?:,\s*(?:and|or)?|and|or|;)\s*\$?\s*(?:[A-Za-z]\w*\s*=\s*)?")
+
+
+def _boxes(text: str) -> list[tuple[int, int, str]]:
+    """Every non-empty ``\\boxed{...}`` as ``(start, end, inner)``."""
+    out = []
+    for m in _BOX_RE.finditer(text):
+        i = m.end()
+        while i < len(text) and text[i] == " ":
+            i += 1
+        if i >= len(text) or text[i] != "{":
+            continue
+        depth, j = 0, i
+        while j < len(text):
+            c = text[j]
+            if c == "\\":
+                j += 2
+                continue
+            if c == "{":
+                depth += 1
+            elif c == "}":
+                depth -= 1
+                if depth == 0:
+                    inner = text[i + 1 : j].strip()
+                    if inner:
+                        out.append((m.start(), j + 1, inner))
+                    break
+            j += 1
+    return out
+
+
+def boxed_answer(text: str) -> str | None:
+    """The last box, or the list its trailing run of boxes forms ("\\boxed{2} and \\boxed{-3}" -> "2, -3")."""
+    last = find_boxed(text)
+    boxes = _boxes(text)
+    if not last or not boxes or boxes[-1][2] != last:
+        return last
+    group = [boxes[-1]]
+    for prev in reversed(boxes[:-1]):
+        if not _BOX_SEP_RE.fullmatch(text[prev[1] : group[0][0]]):
+            break
+        group.insert(0, prev)
+    if len(group) == 1:
+        return last
+    return ", ".join(b[2] for b in group)
+
+
 def strip_code_blocks(text: str) -> str:
     """The response without fenced code blocks (programs are scored by the solvers)."""
     return _CODE_BLOCK_RE.sub(" ", text)
@@ -115,30 +285,120 @@ def _clean_candidate(s: str) -> str:
     return s.strip().rstrip(".").strip()
 
 
+_HEDGE_RE = re.compile(r"^\$[^$]+\$\s*(?:,\s*)?or\s+\$[^$]+\$|^\S+\s+or\s+[-+]?\d")
+
+
 def anchored_answer(text: str) -> str | None:
-    """The last "answer is X" / "Answer: X" / "#### X" with something math-like in X."""
+    """The last "answer is X" / "Answer: X" / "#### X" with something math-like (or a number word) in X.
+
+    A hedge ("the answer is $3$ or $4$") is :data:`HEDGED`: two answers are never the answer.
+    """
     for m in reversed(list(_ANCHOR_RE.finditer(text))):
-        cand = _clean_candidate(m.group("rest"))
-        if cand and (re.search(r"[\d\\]", cand)):
+        rest = m.group("rest").strip().strip("*_ ")
+        if _HEDGE_RE.match(rest) or re.match(r"either\b", rest, re.I):
+            return HEDGED
+        cand = _clean_candidate(rest)
+        if cand and (re.search(r"[\d\\]", cand) or _WORDS_RE.match(cand)):
             return cand
     return None
 
 
 def last_number(text: str) -> str | None:
-    """The last number in the text (GSM8K-style answers without any marker)."""
-    nums = _NUM_TEXT_RE.findall(text)
-    return nums[-1].replace(" ", "") if nums else None
+    """The last number in the text (GSM8K-style answers without any marker): digits, with a scale
+    word ("3 million"), or in words ("eleven"; a lone "one" is too often a pronoun to count)."""
+    found: list[tuple[int, str]] = []
+    for m in _NUM_TEXT_RE.finditer(text):
+        sm = _SCALED_RE.match(text, m.start())
+        found.append((m.start(), sm.group(0) if sm else m.group(0).replace(" ", "")))
+    for m in _WORDS_RE.finditer(text):
+        # a number word counts as a result ("sold seven DVDs", "is eleven"), not as a reference to a
+        # known quantity ("for the first two weeks", "each of the three"); a lone "one" never counts
+        if (m.group(0).casefold() == "one" or _REFERENCE_BEFORE_RE.search(text, 0, m.start())
+                or not _NEAR_END_RE.match(text, m.end())):
+            continue
+        found.append((m.start(), m.group(0)))
+    return max(found)[1] if found else None
+
+
+# At most a unit phrase of three words between a number word and the end ("seven DVDs.").
+_NEAR_END_RE = re.compile(r"(?:[\s,]*[A-Za-z'-]+){0,3}[\s.!?*_]*\Z")
+_REFERENCE_BEFORE_RE = re.compile(
+    r"\b(?:the|first|next|last|these|those|all|both|each|of|every|per|other|only|same|its|their|his|her|"
+    r"for|in|after|within|over|every|into|by|between|among)\s+\Z", re.I)
+
+
+# The end of a finished response: a sentence end, a closing bracket, math or code fence.
+_COMPLETE_END_RE = re.compile(r"(?:[.!?)\]}$\"'”’]|```|\\\]|\\\))[*_\s]*\Z")
+
+
+# Words a finished sentence does not end on ("... and then if we", "... growth in"); or an operator.
+_DANGLING_RE = re.compile(
+    r"(?:\b(?:a|an|the|and|or|but|nor|so|then|if|of|to|in|on|at|by|for|with|from|into|than|as|is|are|was|"
+    r"were|be|been|will|would|can|could|should|must|has|have|had|do|does|did|we|I|you|he|she|it|they|"
+    r"this|that|these|those|which|who|whose|whether|unless|because|since|while|when|where|plus|minus|"
+    r"divided|let|get|gets|per|its|their|our|his|her)|[=+\-*/×÷^_,;(\[{\\])[*_\s]*\Z", re.I)
+
+
+# A sentence end inside a line: "so far. She has" (not "Mrs. Rylan", not "portions. 12/3 = 4").
+_INNER_SENTENCE_END_RE = re.compile(
+    r"[a-z0-9)%](?<!\bMr)(?<!\bMrs)(?<!\bMs)(?<!\bDr)(?<!\bSt)(?<!\bvs)[.!?][*_)\]]*\s+[A-Z]")
+
+
+def looks_complete(response: str) -> bool:
+    """Does the response end like a finished text (not cut off mid-sentence by a token limit)?
+
+    Finished: it ends with a sentence end, a closing bracket, math or code fence; or its last line
+    is one unpunctuated result ("So he runs 9*60=540 meters", GSM8K's own style). Cut off: it ends
+    on a word or operator no sentence ends on ("... and then if we"), or its last line holds full
+    sentences and then stops without one ("... so 16 - 3 = 13 eggs. She has 20").
+    """
+    text = response.rstrip()
+    if not text:
+        return False
+    if _COMPLETE_END_RE.search(text):
+        return True
+    if _DANGLING_RE.search(text):
+        return False
+    last_line = text.splitlines()[-1]
+    return not _INNER_SENTENCE_END_RE.search(last_line)
+
+
+_FINAL_MATH_RE = re.compile(r"(?:\$\$?|\\\(|\\\[)(?P<m>[^$]+?)(?:\$\$?|\\\)|\\\])[\s.!]*\Z")
+
+
+_RELATION_RE = re.compile(r"\\(?:le|ge|leq|geq|lt|gt|neq|ne|equiv|approx|sim|pmod|in|subset)(?![A-Za-z])|[<>≤≥≠]")
+
+
+def final_math(prose: str) -> str | None:
+    """A plainly stated final answer: the math span that ends the text ("so the point is $(4, -1)$.")."""
+    m = _FINAL_MATH_RE.search(prose.rstrip())
+    if not m:
+        return None
+    inner = m.group("m").strip()
+    if _RELATION_RE.search(inner):  # "x \\ge 0", "a \\equiv 4 \\pmod 7": not an answer, a condition
+        return None
+    # a chain "2\\cdot 5! = 240 = x": its last side with a digit (the result)
+    sides = [x.strip() for x in re.split(r"=|\\Rightarrow|\\implies", inner)]
+    inner = next((x for x in reversed(sides) if re.search(r"\d", x)), "")
+    if not inner or re.search(r"(?<![\\A-Za-z])[A-Za-z]{3,}", inner):
+        return None
+    return inner
 
 
 def extract_explicit(response: str) -> str | None:
-    """Boxed (last wins), else anchored answer; ``None`` when the text states no final answer."""
+    """Boxed (last wins; a trailing run of boxes is a list), else anchored answer; ``None`` when the
+    text states no final answer; :data:`HEDGED` for a hedged one."""
     prose = strip_code_blocks(response)
-    return find_boxed(prose) or anchored_answer(prose)
+    return boxed_answer(prose) or anchored_answer(prose)
 
 
 def extract_fallback(response: str) -> str | None:
-    """Last resort when neither an explicit answer nor a solver result exists."""
-    return last_number(strip_code_blocks(response))
+    """Last resort when neither an explicit answer nor a solver result exists: the math that ends
+    the text, else its last number; nothing for a response cut off before it concludes."""
+    if not looks_complete(response):
+        return None
+    prose = strip_code_blocks(response)
+    return final_math(prose) or last_number(prose)
 
 
 def normalize(ans: str) -> str:
@@ -151,6 +411,9 @@ def normalize(ans: str) -> str:
     m = _NUM_IN_TEXT_RE.match(s)
     if m:
         s = m.group("inner").strip()
+    # a number in words or with a scale word ("eleven", "2.5 thousand"): digits, before the unit rules
+    # ("thousand" is not a unit to drop)
+    s = _spell_out(re.sub(r"^\\\$\s*|^\$\s*", "", s))
     # units: a trailing \text{...} of letters, or trailing words after a number ("18 dollars")
     m = _UNIT_TEXT_RE.match(s)
     if m:
@@ -214,6 +477,9 @@ def as_number(ans: str) -> Fraction | None:
     if m:
         s = m.group("rhs").strip()
     s = s.replace(" ", "")
+    rep = _repeating_value(s)
+    if rep is not None:
+        return rep
     if not _PLAIN_NUM_RE.fullmatch(s):
         return None
     try:
@@ -222,9 +488,39 @@ def as_number(ans: str) -> Fraction | None:
         return None
 
 
+class _TruncateLog:
+    """Logging filter: cut a record's message to :data:`MV_LOG_MAX_CHARS` characters.
+
+    math-verify's "Timeout during parsing: {input}" (and its debug twins) would otherwise copy a
+    whole, possibly megabyte-long, response into the log of every worker.
+    """
+
+    def filter(self, record) -> bool:
+        msg = record.getMessage()
+        if len(msg) > MV_LOG_MAX_CHARS:
+            record.msg = f"{msg[:MV_LOG_MAX_CHARS]}... [{len(msg) - MV_LOG_MAX_CHARS} more characters cut]"
+            record.args = None
+        return True
+
+
+_LOG_FILTER = _TruncateLog()
+
+
+def bound_math_verify_logs() -> None:
+    """Install the truncating filter on math-verify's loggers (idempotent)."""
+    import logging
+
+    for name in ("math_verify", "math_verify.parser", "math_verify.grader", "math_verify.metric",
+                 "math_verify.utils", "math_verify.tasks"):
+        logger = logging.getLogger(name)
+        if _LOG_FILTER not in logger.filters:
+            logger.addFilter(_LOG_FILTER)
+
+
 def _mv():
     import math_verify  # lazy: pulls in SymPy and the LaTeX parser
 
+    bound_math_verify_logs()
     return math_verify
 
 
@@ -253,6 +549,7 @@ def equivalent(gold: str, pred: str) -> bool:
     g, p = normalize(gold), normalize(pred)
     if g == p and g:
         return True
+    g, p = _repeating_as_fraction(g), _repeating_as_fraction(p)
     if "=" not in g and _STD_FORM_EQ_RE.match(p):  # an equation (plane, line) is not the value 0
         return False
     g_choice = choice_letters(g)
@@ -264,12 +561,45 @@ def equivalent(gold: str, pred: str) -> bool:
     if g_word:  # a word answer ("\text{Evelyn}", "east"): compare the words, not SymPy symbols
         p_word = _WORD_RE.fullmatch(p)
         return bool(p_word) and g_word.group(1).casefold() == p_word.group(1).casefold()
+    if len(g) > MV_MAX_CHARS or len(p) > MV_MAX_CHARS:
+        return False
+    g_iv, p_iv = inequality_interval(g), inequality_interval(p)
+    if (g_iv is None) != (p_iv is None):  # an inequality against an interval: compare intervals
+        g, p = g_iv or g, p_iv or p
+        if not (_INTERVAL_RE.fullmatch(g.replace(" ", "")) and _INTERVAL_RE.fullmatch(p.replace(" ", ""))):
+            return False
     parsed_g, parsed_p = _parse(g), _parse(p)
     if not parsed_g or not parsed_p:
         return False
     in_main = threading.current_thread() is threading.main_thread()
-    return bool(_mv().verify(
+    same = bool(_mv().verify(
         parsed_g, parsed_p,
         float_rounding=MV_FLOAT_ROUNDING,
         timeout_seconds=MV_TIMEOUT_S if in_main else None,
     ))
+    return same and _relatively_close(parsed_g[0], parsed_p[0])
+
+
+_INTERVAL_RE = re.compile(r"[\[(][^,]+,[^,]+[\])]")
+#: Two numbers math-verify calls equal must also agree to this relative tolerance: its comparison
+#: rounds to MV_FLOAT_ROUNDING decimal places, an *absolute* tolerance under which 1/3^40 and
+#: 1/3^41 (both ~0) are "equal".
+REL_TOL = 1e-6
+
+
+def _relatively_close(g, p) -> bool:
+    """False when both sides are numbers that differ: exactly for rationals, relatively otherwise."""
+    try:
+        import sympy
+
+        if not (isinstance(g, sympy.Basic) and isinstance(p, sympy.Basic)):
+            return True
+        if not (g.is_number and p.is_number) or g.free_symbols or p.free_symbols:
+            return True
+        if g.is_Rational and p.is_Rational:
+            return g == p
+        gv, pv = complex(sympy.N(g, 30)), complex(sympy.N(p, 30))
+    except (TypeError, ValueError, AttributeError, ArithmeticError):
+        return True  # not a plain number (a set, a matrix, ...): math-verify's verdict stands
+    scale = max(abs(gv), abs(pv))
+    return scale == 0 or abs(gv - pv) <= REL_TOL * scale

@@ -6,23 +6,25 @@ each ``*.enriched.jsonl`` atomically and the ``*.correct.jsonl`` beside it.
 
 All-or-nothing: every file is read and validated before anything is scored or written, so a
 bad line anywhere raises :class:`distill.data.jsonl.DataError` (``FILE:LINE: ... field``) with
-no file touched. Each file is then replaced by an atomic rename. No torch is imported.
+no file touched. Every output is then staged in full and renamed under one commit journal
+(:mod:`distill.data.commit`): a write failure leaves every file as it was, and a run killed between
+renames is completed by the next run. No torch is imported.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from distill.data.commit import ancestors, check_writable, commit, discard, lock_sources, recover, remove_stale_temps
 from distill.data.jsonl import (
-    DataError,
-    atomic_write_jsonl,
     correct_only,
     correct_path,
-    iter_jsonl,
-    validate_row,
+    read_rows,
+    stage_jsonl,
 )
 from distill.data.tasks import TASKS, TaskSpec, get_task
 from distill.errors import DistillError
@@ -75,23 +77,13 @@ def discover(*, root: str | Path | None = None, input: str | Path | None = None,
 
 
 def load(path: Path, spec: TaskSpec) -> _File:
-    """Read and validate an enriched file; the responses must be a list of strings."""
-    rows = []
-    for lineno, row in iter_jsonl(path):
-        task = row.get("task")
-        if task is not None and task != spec.name:
-            if task not in TASKS:
-                raise DataError(path, lineno, f"field 'task': unknown task {task!r}")
-            raise DataError(path, lineno, f"field 'task' is {task!r} but the file is scored as {spec.name!r}")
-        validate_row(row, spec, path, lineno, enriched=True)
-        for i, resp in enumerate(row["responses"]):
-            if not isinstance(resp, str):
-                raise DataError(path, lineno, f"field 'responses'[{i}] must be a string, got {type(resp).__name__}")
-        rows.append(row)
-    return _File(path, spec, rows)
+    """Read and validate an enriched file through the one row validator
+    (:func:`distill.data.jsonl.read_rows`: fields, gold, ids, path lists, responses strings, ``task``)."""
+    return _File(path, spec, read_rows(path, spec, enriched=True))
 
 
-def regen(files: list[_File], *, workers: int | None, timeout: float, progress: bool) -> dict[str, Any]:
+def regen(files: list[_File], *, workers: int | None, timeout: float, progress: bool,
+          journal: Path | None = None) -> dict[str, Any]:
     """Re-score every path of every file in place (rows are mutated), then write the files."""
     from distill.verify.batch import score_batch
 
@@ -117,10 +109,26 @@ def regen(files: list[_File], *, workers: int | None, timeout: float, progress: 
         stats["timeouts"] += res.timeouts
         stats["errors"] += res.errors
         stats["seconds"] += res.seconds
-    for f in files:
-        atomic_write_jsonl(f.path, f.rows)
-        atomic_write_jsonl(correct_path(f.path), (correct_only(r) for r in f.rows))
+    write_all(files, journal)
     return stats
+
+
+def write_all(files: list[_File], journal: Path | None) -> None:
+    """All or nothing: stage every enriched and correct file as a complete temporary file first
+    (any failure removes them all and leaves every file as it was), then rename them all under a
+    commit journal, so a kill between renames is finished by the next run. ``*.correct.jsonl``
+    keeps only rows with at least one verified path (the research format)."""
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for f in files:
+            staged.append((stage_jsonl(f.path, f.rows), f.path))
+            c_path = correct_path(f.path)
+            staged.append((stage_jsonl(c_path, (correct_only(r) for r in f.rows if any(r["correct_flags"]))),
+                           c_path))
+    except BaseException:
+        discard(staged)
+        raise
+    commit(staged, journal)
 
 
 @dataclass
@@ -128,6 +136,7 @@ class RegenReport:
     files: list[_File]
     stats: dict[str, Any]
     wall_s: float
+    notes: list[str] = field(default_factory=list)
 
     def format(self) -> str:
         lines = []
@@ -135,6 +144,7 @@ class RegenReport:
             n = sum(len(r["responses"]) for r in f.rows)
             ok = sum(sum(map(bool, r["correct_flags"])) for r in f.rows)
             lines.append(f"{f.path}: {len(f.rows)} rows, {n} paths, {ok} correct -> {correct_path(f.path).name}")
+        lines += [f"note: {n}" for n in self.notes]
         s = self.stats
         rate = s["paths"] / s["seconds"] if s["seconds"] > 0 else 0.0
         acc = s["correct"] / s["paths"] if s["paths"] else 0.0
@@ -153,6 +163,20 @@ def regen_correct(*, root: str | Path | None = None, input: str | Path | None = 
     if workers is not None and workers < 1:
         raise DistillError("--workers must be >= 1")
     targets = discover(root=root, input=input, dataset=dataset)
-    files = [load(p, spec) for p, spec in targets]  # everything validated before anything is written
-    stats = regen(files, workers=workers, timeout=timeout, progress=progress)
-    return RegenReport(files, stats, time.perf_counter() - t0)
+    anchor = Path(root) if input is None else Path(input).parent
+    with contextlib.ExitStack() as stack:
+        # one run per source at a time (prompt takes the same locks), then finish what a killed run
+        # left half renamed, then check every output can be written, all before any scoring
+        lock_sources(stack, [p for p, _ in targets], purpose="distill regen-correct")
+        notes = recover([anchor, *ancestors(p for p, _ in targets)])
+        removed = 0
+        for p, _ in targets:
+            for target in (p, correct_path(p)):
+                check_writable(target)
+                removed += remove_stale_temps(target)
+        if removed:
+            notes.append(f"removed {removed} temporary file(s) of killed runs")
+        files = [load(p, spec) for p, spec in targets]  # everything validated before anything is written
+        stats = regen(files, workers=workers, timeout=timeout, progress=progress,
+                      journal=anchor / ".regen-correct.commit.json")
+    return RegenReport(files, stats, time.perf_counter() - t0, notes)

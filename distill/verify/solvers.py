@@ -25,10 +25,14 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from fractions import Fraction
 
 SOLVER_TIMEOUT_S = 3.0
+#: Total seconds all solver runs of one response may take together (each run is also capped at
+#: ``SOLVER_TIMEOUT_S``). A response with many slow blocks would otherwise cost 3 s per block.
+RESPONSE_SOLVER_BUDGET_S = 6.0
 
 _BLOCK_RE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)```", re.S)
 SMT_LANGS = {"smt2", "smt", "smtlib", "smt-lib", "smtlib2", "z3"}
@@ -109,7 +113,7 @@ def run_smt2(code: str, timeout: float = SOLVER_TIMEOUT_S) -> SolverResult:
     try:
         out = z3.Z3_eval_smtlib2_string(ctx.ref(), script)
     except z3.Z3Exception as exc:
-        msg = exc.value.decode() if isinstance(exc.value, bytes) else str(exc.value)
+        msg = exc.value.decode("utf-8", errors="replace") if isinstance(exc.value, bytes) else str(exc.value)
         return SolverResult(False, None, msg.strip())
     finally:
         del ctx
@@ -154,6 +158,28 @@ def _pick_value(forms: list) -> str | None:
     return next(iter(consts.values())) if len(consts) == 1 else None
 
 
+# ---------------------------------------------------------------- child processes
+def _run_child(cmd: list[str], code: str, timeout: float) -> subprocess.CompletedProcess:
+    """Run a solver binary on ``code``; its output is decoded as UTF-8 *with replacement*.
+
+    Solvers truncate their messages by bytes (clingo cuts a non-ASCII identifier in half in its
+    error text), so a strict decode would turn a bad program into a ``UnicodeDecodeError``.
+    """
+    return subprocess.run(cmd, input=code, capture_output=True, text=True, encoding="utf-8",
+                          errors="replace", timeout=timeout)
+
+
+class Budget:
+    """What is left of one response's solver time (:data:`RESPONSE_SOLVER_BUDGET_S`)."""
+
+    def __init__(self, seconds: float = RESPONSE_SOLVER_BUDGET_S):
+        self.deadline = time.monotonic() + seconds
+
+    def cap(self, timeout: float) -> float:
+        """``timeout`` or less: the seconds the next solver run may take (0 when spent)."""
+        return max(0.0, min(timeout, self.deadline - time.monotonic()))
+
+
 # ---------------------------------------------------------------- ASP via clingo
 def _clingo_cmd() -> list[str]:
     exe = shutil.which("clingo")
@@ -164,7 +190,7 @@ def run_asp(code: str, timeout: float = SOLVER_TIMEOUT_S) -> SolverResult:
     """Ground and solve an ASP program with clingo in a child process killed at ``timeout``."""
     cmd = _clingo_cmd() + ["--outf=2", "-n", "1", f"--time-limit={max(1, int(timeout))}"]
     try:
-        proc = subprocess.run(cmd, input=code, capture_output=True, text=True, timeout=timeout)
+        proc = _run_child(cmd, code, timeout)
     except subprocess.TimeoutExpired:
         return SolverResult(False, None, f"clingo timed out after {timeout:g}s")
     try:
@@ -193,7 +219,7 @@ def check_dot(code: str, timeout: float = SOLVER_TIMEOUT_S) -> SolverResult:
     if exe is None:
         return SolverResult(False, None, "graphviz 'dot' is not installed")
     try:
-        proc = subprocess.run([exe, "-Tcanon"], input=code, capture_output=True, text=True, timeout=timeout)
+        proc = _run_child([exe, "-Tcanon"], code, timeout)
     except subprocess.TimeoutExpired:
         return SolverResult(False, None, f"dot timed out after {timeout:g}s")
     if proc.returncode != 0:
@@ -201,20 +227,37 @@ def check_dot(code: str, timeout: float = SOLVER_TIMEOUT_S) -> SolverResult:
     return SolverResult(True)
 
 
-def solver_prediction(response: str, timeout: float = SOLVER_TIMEOUT_S) -> str | None:
-    """The value of the last SMT-LIB2/ASP block that produces one, else ``None``."""
+#: A solver run shorter than this is not started (the budget is spent).
+_MIN_RUN_S = 0.05
+
+
+def solver_prediction(response: str, timeout: float = SOLVER_TIMEOUT_S, budget: Budget | None = None) -> str | None:
+    """The value of the last SMT-LIB2/ASP block that produces one, else ``None``.
+
+    All runs together stay within ``budget`` (a fresh :class:`Budget` when none is given): once it
+    is spent, the remaining blocks are not run and count as giving no value.
+    """
+    budget = budget or Budget()
     for lang, code in reversed(code_blocks(response)):
-        if lang in SMT_LANGS:
-            res = run_smt2(code, timeout)
-        elif lang in ASP_LANGS:
-            res = run_asp(code, timeout)
-        else:
+        if lang not in SMT_LANGS and lang not in ASP_LANGS:
             continue
+        t = budget.cap(timeout)
+        if t < _MIN_RUN_S:
+            return None
+        res = run_smt2(code, t) if lang in SMT_LANGS else run_asp(code, t)
         if res.value is not None:
             return res.value
     return None
 
 
-def structure_ok(response: str, timeout: float = SOLVER_TIMEOUT_S) -> bool:
-    """False when the response carries a DOT graph that Graphviz rejects."""
-    return all(check_dot(code, timeout).ok for lang, code in code_blocks(response) if lang in DOT_LANGS)
+def structure_ok(response: str, timeout: float = SOLVER_TIMEOUT_S, budget: Budget | None = None) -> bool:
+    """False when the response carries a DOT graph that Graphviz rejects, or one left unchecked
+    because the response's solver budget was spent (fail closed)."""
+    budget = budget or Budget()
+    for lang, code in code_blocks(response):
+        if lang not in DOT_LANGS:
+            continue
+        t = budget.cap(timeout)
+        if t < _MIN_RUN_S or not check_dot(code, t).ok:
+            return False
+    return True

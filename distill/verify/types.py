@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 #: The prediction string for "nothing extractable". A verdict with this pred is never correct.
 NA = "N/A"
+#: Internal marker of a hedged final answer ("the answer is A or D"): scored as ``NA`` at once,
+#: without falling back to solver blocks or loose mentions (a hedge is never a correct answer).
+HEDGED = "<hedged>"
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,24 @@ import os
 from typing import Any
 
 from distill.prompting.backend import (
-    Completion, FatalBackendError, Request, RequestRejected, RetryableError,
+    Completion, FatalBackendError, Request, RequestRejected, RequestTimedOut, RetryableError,
 )
 from distill.prompting.backends.openai_backend import MissingAPIKeyError, parse_retry_after
+from distill.prompting.backends.url import check_base_url, check_host_resolves
+
+#: Gemini's finish reasons in the OpenAI vocabulary (what ``finish_reasons`` records); others are lower-cased.
+FINISH_REASONS = {"STOP": "stop", "MAX_TOKENS": "length", "SAFETY": "content_filter",
+                  "PROHIBITED_CONTENT": "content_filter", "BLOCKLIST": "content_filter", "SPII": "content_filter",
+                  "IMAGE_SAFETY": "content_filter", "RECITATION": "recitation",
+                  "FINISH_REASON_UNSPECIFIED": None}
+
+
+def map_finish_reason(reason: Any) -> str | None:
+    """``FinishReason.MAX_TOKENS`` (or the string) -> ``"length"``, ``STOP`` -> ``"stop"``, ..."""
+    if reason is None:
+        return None
+    name = str(getattr(reason, "value", reason)).rsplit(".", 1)[-1].upper()
+    return FINISH_REASONS.get(name, name.lower() or None)
 
 
 class GeminiBackend:
@@ -25,6 +40,9 @@ class GeminiBackend:
         if not key:
             raise MissingAPIKeyError("GOOGLE_API_KEY (or GEMINI_API_KEY) is not set; export it "
                                      "(keys are read from the environment only)")
+        if base_url:
+            check_base_url(base_url)
+            check_host_resolves(base_url)
         from google import genai
         from google.genai import types
 
@@ -41,8 +59,12 @@ class GeminiBackend:
     async def complete(self, request: Request) -> Completion:
         from google.genai import errors
 
+        extra: dict[str, Any] = {}
+        if request.timeout:  # this attempt's time-out (the engine raises it for a retried time-out)
+            extra["http_options"] = self._types.HttpOptions(timeout=int(request.timeout * 1000),
+                                                            retry_options=self._types.HttpRetryOptions(attempts=1))
         cfg = self._types.GenerateContentConfig(temperature=request.temperature,
-                                                max_output_tokens=request.max_tokens)
+                                                max_output_tokens=request.max_tokens, **extra)
         try:
             resp = await self.client.aio.models.generate_content(model=self.model, contents=request.prompt,
                                                                   config=cfg)
@@ -59,6 +81,8 @@ class GeminiBackend:
         except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
             raise RetryableError(f"bad body: {type(exc).__name__}") from None
         except Exception as exc:  # transport faults of httpx/httpx2/aiohttp (timeouts, resets)
+            if _is_timeout(exc):
+                raise RequestTimedOut(f"timeout: {type(exc).__name__}"[:200]) from None
             if _is_transport_error(exc):
                 raise RetryableError(f"connection: {type(exc).__name__}: {exc}"[:200]) from None
             raise
@@ -72,12 +96,17 @@ class GeminiBackend:
             raise RetryableError("empty: the response had empty content")
         um = resp.usage_metadata
         return Completion(text, int(getattr(um, "prompt_token_count", 0) or 0),
-                          int(getattr(um, "candidates_token_count", 0) or 0))
+                          int(getattr(um, "candidates_token_count", 0) or 0),
+                          finish_reason=map_finish_reason(getattr(resp.candidates[0], "finish_reason", None)))
 
     async def aclose(self) -> None:
         close = getattr(self.client.aio, "aclose", None)
         if close is not None:
             await close()
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    return isinstance(exc, TimeoutError) or "timeout" in type(exc).__name__.lower()
 
 
 def _is_transport_error(exc: BaseException) -> bool:

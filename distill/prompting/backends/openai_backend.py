@@ -17,8 +17,9 @@ import openai
 
 from distill.errors import DistillError
 from distill.prompting.backend import (
-    Completion, FatalBackendError, Request, RequestRejected, RetryableError,
+    Completion, FatalBackendError, Request, RequestRejected, RequestTimedOut, RetryableError,
 )
+from distill.prompting.backends.url import check_base_url, check_host_resolves
 
 
 class MissingAPIKeyError(DistillError):
@@ -50,6 +51,11 @@ def _server_message(exc: openai.APIStatusError) -> str:
     return str(exc)[:200]
 
 
+def _timeout(seconds: float) -> httpx2.Timeout:
+    """One attempt's HTTP time-out (the engine raises it for a retried time-out)."""
+    return httpx2.Timeout(seconds, connect=min(10.0, seconds))
+
+
 class OpenAIBackend:
     """Chat-completions teacher. ``api_key`` defaults to ``$OPENAI_API_KEY``; with a
     ``base_url`` (local server) a missing key is replaced by ``"EMPTY"``, as vLLM expects."""
@@ -65,6 +71,9 @@ class OpenAIBackend:
                     "OPENAI_API_KEY is not set; export it (keys are read from the environment only), "
                     "or pass --base-url for a local OpenAI-compatible server")
             key = "EMPTY"
+        if base_url is not None:
+            check_base_url(base_url)
+            check_host_resolves(base_url)
         self.model = model
         limits = httpx2.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
         timeout = httpx2.Timeout(request_timeout, connect=min(10.0, request_timeout))
@@ -79,6 +88,7 @@ class OpenAIBackend:
                 messages=[{"role": "user", "content": request.prompt}],
                 temperature=request.temperature,
                 max_tokens=request.max_tokens,
+                **({"timeout": _timeout(request.timeout)} if request.timeout else {}),
             )
         except openai.APIStatusError as exc:
             code = exc.status_code
@@ -90,7 +100,7 @@ class OpenAIBackend:
                                         f"--model {self.model!r} and --base-url") from None
             raise RequestRejected(f"http {code}: {msg}") from None
         except openai.APITimeoutError:
-            raise RetryableError("timeout: the HTTP request timed out") from None
+            raise RequestTimedOut("timeout: the HTTP request timed out") from None
         except openai.APIConnectionError as exc:
             raise RetryableError(f"connection: {exc.__cause__ or exc}") from None
         except (openai.APIResponseValidationError, json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -101,12 +111,14 @@ class OpenAIBackend:
         if not choices:
             raise RetryableError("no choices: the 200 response had no choices")
         message = getattr(choices[0], "message", None)
+        finish = getattr(choices[0], "finish_reason", None)
         text = getattr(message, "content", None)
         if not text or not str(text).strip():
             raise RetryableError("empty: the 200 response had empty content")
         usage = getattr(resp, "usage", None)
         return Completion(str(text), int(getattr(usage, "prompt_tokens", 0) or 0),
-                          int(getattr(usage, "completion_tokens", 0) or 0))
+                          int(getattr(usage, "completion_tokens", 0) or 0),
+                          finish_reason=str(finish) if finish else None)
 
     async def aclose(self) -> None:
         await self.client.close()
