@@ -36,11 +36,15 @@ def evaluate(cases: list[dict]) -> dict:
 
 
 if __name__ == "__main__":
-    res = evaluate(load_cases())
-    print(f"n={res['n']} agreement={res['agreement']:.3f} false positives={len(res['false_positives'])} "
-          f"false negatives={len(res['false_negatives'])}")
-    for k, (ok, tot) in res["per_class"].items():
-        print(f"  {k:22s} {ok}/{tot}")
-    if "-v" in sys.argv:
-        print("FP", res["false_positives"])
-        print("FN", res["false_negatives"])
+    cases = load_cases()
+    for name, part in (("all", cases), *[(b, [c for c in cases if c.get("batch") == b])
+                                         for b in sorted({c.get("batch", "main") for c in cases})]):
+        res = evaluate(part)
+        print(f"[{name}] n={res['n']} agreement={res['agreement']:.3f} "
+              f"false positives={len(res['false_positives'])} false negatives={len(res['false_negatives'])}")
+        if name == "all":
+            for k, (ok, tot) in res["per_class"].items():
+                print(f"  {k:22s} {ok}/{tot}")
+        if "-v" in sys.argv:
+            print("  FP", res["false_positives"])
+            print("  FN", res["false_negatives"])

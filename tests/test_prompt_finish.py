@@ -119,3 +119,20 @@ def test_gemini_finish_reason_is_mapped(monkeypatch, reason, expected):
 
         comp = asyncio.run(go())
     assert comp.finish_reason == expected and comp.text
+
+
+@pytest.mark.parametrize("backend", ["openai", "gemini"])
+def test_empty_answer_at_the_token_limit_is_not_retried(tmp_path, capsys, monkeypatch, backend):
+    """A model that spends the whole limit before writing any answer text (finish 'length', empty
+    content) would give the same nothing again: one request, a failed path that names --max-tokens."""
+    monkeypatch.setenv("GOOGLE_API_KEY", "test-key")
+    src = write_rows(tmp_path / "gsm8k" / "test.jsonl")
+    with FakeTeacherServer(responder=responder, truncate_at=0, finish_reasons=[("What is 3 plus", "length")]) as srv:
+        url = srv.url if backend == "openai" else srv.root_url
+        rc = run_prompt(tmp_path, url, backend, "--max-attempts", "4", "--retry-base", "0.01")
+        assert srv.prompts and max(n for p, n in srv.prompts.items() if "What is 3 plus" in p) == 1
+        assert srv.requests == 8
+    out = capsys.readouterr().out
+    assert rc == 1 and "raise --max-tokens" in out
+    q3 = {r["id"]: r for r in read(src.with_name("test.enriched.jsonl"))}["q3"]
+    assert q3["failed"] == [True, True] and q3["correct_flags"] == [False, False]

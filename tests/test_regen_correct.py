@@ -141,3 +141,17 @@ def test_subprocess_does_not_import_torch(tree: Path):
     assert proc.returncode == 0, proc.stderr
     assert "HEAVY []" in proc.stdout
     assert "4 rows" in proc.stdout
+
+
+@needs_data
+def test_regen_never_counts_a_path_cut_by_the_token_limit(tmp_path: Path):
+    """A right answer in a path the teacher's token limit cut off stays wrong after re-scoring."""
+    rows = []
+    for r in _real_rows("gsm8k", 2):
+        row = _enrich(r, [f"The answer is \\boxed{{{r['gold_answer']}}}."] * 2, stale_flag=False)
+        row["finish_reasons"] = ["stop", "length"]
+        rows.append(row)
+    f = tmp_path / "gsm8k" / "test.enriched.jsonl"
+    _write(f, rows)
+    assert main(["regen-correct", "--input", str(f)]) == 0
+    assert [r["correct_flags"] for r in _read(f)] == [[True, False], [True, False]]

@@ -82,6 +82,12 @@ class RequestRejected(Exception):
     the path is recorded as failed with this message."""
 
 
+#: Why a path failed when the token limit ran out before the model wrote any answer text (a model
+#: that thinks at length): retrying with the same --max-tokens would pay for the same empty answer.
+EMPTY_AT_LIMIT = ("length: the token limit was reached before any answer text (finish_reason 'length'); "
+                  "raise --max-tokens")
+
+
 class FatalBackendError(DistillError):
     """A fault that will hit every request (bad API key, unknown model, 401/403/404):
     the engine stops at once (completed answers are already cached) and the CLI prints

@@ -35,11 +35,11 @@ class TrainingDiverged(DistillError):
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Run one training job end to end; returns the summary also written to ``train_summary.json``."""
-    validate_inputs(cfg)
+    examples = validate_inputs(cfg)
     from accelerate.utils import gather_object
     from tqdm.auto import tqdm
 
-    run = setup_run(cfg)
+    run = setup_run(cfg, examples)
     acc, model, optimizer, scheduler = run.accelerator, run.model, run.optimizer, run.scheduler
     outdir, world, total = Path(cfg.runtime.outdir), acc.num_processes, run.total_steps
     progress = Progress()

@@ -27,9 +27,11 @@ from distill.train.config import TrainConfig
 from distill.train.mixture import MixtureModel
 
 
-def validate_inputs(cfg: TrainConfig) -> None:
-    """Every check that needs no model: model references, data, quantisation support."""
-    from distill.students.paths import load_test_rows, train_files
+def validate_inputs(cfg: TrainConfig) -> list[dict[str, Any]]:
+    """Every check that needs no model: model references, every training and test row, quantisation
+    support, the launch environment, output folders, the checkpoint to resume. Returns the training
+    paths (read and validated once, before anything is written)."""
+    from distill.students.paths import load_test_rows, load_train_paths
     from distill.students.load import check_model_ref, check_quantization
 
     check_model_ref(cfg.students.model1, "--model1")
@@ -37,7 +39,7 @@ def validate_inputs(cfg: TrainConfig) -> None:
         check_model_ref(cfg.students.model2, "--model2")
     check_quantization(cfg.students)
     check_launch_environment()
-    train_files(cfg.data)
+    examples = load_train_paths(cfg.data)
     if cfg.eval.at_end:
         try:
             load_test_rows(cfg.data)
@@ -52,6 +54,7 @@ def validate_inputs(cfg: TrainConfig) -> None:
 
         find_checkpoint(outdir, cfg.runtime.resume_from, int(os.environ.get("WORLD_SIZE", "1")),
                         warn=lambda msg: None)  # warnings are printed once, when the run resumes
+    return examples
 
 
 def check_launch_environment(environ=None) -> None:
@@ -220,14 +223,14 @@ def _to_device(obj, device):
     return obj
 
 
-def setup_run(cfg: TrainConfig) -> Run:
-    """Accelerator, students, data, router, peer, optimizer and schedule, prepared for the loop."""
+def setup_run(cfg: TrainConfig, examples: list[dict[str, Any]]) -> Run:
+    """Accelerator, students, the path dataset over ``examples`` (from :func:`validate_inputs`), router,
+    peer, optimizer and schedule, prepared for the loop."""
     import torch
     from accelerate.utils import set_seed
     from transformers import get_cosine_schedule_with_warmup
 
     from distill.students.data import PathDataset, context_window
-    from distill.students.paths import load_train_paths
     from distill.students.load import load_student
 
     outdir = Path(cfg.runtime.outdir)
@@ -246,7 +249,7 @@ def setup_run(cfg: TrainConfig) -> Run:
     tokenizers = {"s1": tok1} if s2 is None else {"s1": tok1, "s2": tok2}
     max_lens = {k: min(cfg.data.max_len, context_window(m.config) or cfg.data.max_len)
                 for k, m in (("s1", s1), ("s2", s2)) if m is not None}
-    dataset = PathDataset(load_train_paths(cfg.data), tokenizers, max_lens)
+    dataset = PathDataset(examples, tokenizers, max_lens)
     dropped = {k: v for k, v in dataset.dropped.items() if v}
     if dropped and accelerator.is_main_process:
         accelerator.print(f"warning: paths whose answer does not fit the token budget, dropped for that student "

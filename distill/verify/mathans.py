@@ -347,8 +347,8 @@ _INNER_SENTENCE_END_RE = re.compile(
 def looks_complete(response: str) -> bool:
     """Does the response end like a finished text (not cut off mid-sentence by a token limit)?
 
-    Finished: it ends with a sentence end, a closing bracket, math or code fence; or its last line
-    is one unpunctuated result ("So he runs 9*60=540 meters", GSM8K's own style). Cut off: it ends
+    Finished: it ends with a sentence end, a closing bracket, math or code fence; its last sentence
+    is one or two words ("Thus: No", "...\n42"); or its last line is one unpunctuated result ("So he runs 9*60=540 meters", GSM8K's own style). Cut off: it ends
     on a word or operator no sentence ends on ("... and then if we"), or its last line holds full
     sentences and then stops without one ("... so 16 - 3 = 13 eggs. She has 20").
     """
@@ -359,6 +359,9 @@ def looks_complete(response: str) -> bool:
         return True
     if _DANGLING_RE.search(text):
         return False
+    last = re.split(r"(?<=[.!?])\s+|\n", text)[-1].strip(" *_#=:")
+    if len(last.split()) <= 2 and len(last) <= 24:  # a bare result on its own: "...\n42", "Thus: No"
+        return True
     last_line = text.splitlines()[-1]
     return not _INNER_SENTENCE_END_RE.search(last_line)
 
@@ -380,6 +383,7 @@ def final_math(prose: str) -> str | None:
     # a chain "2\\cdot 5! = 240 = x": its last side with a digit (the result)
     sides = [x.strip() for x in re.split(r"=|\\Rightarrow|\\implies", inner)]
     inner = next((x for x in reversed(sides) if re.search(r"\d", x)), "")
+    inner = re.sub(r"^\{([^{}]*)\}", r"\1", inner)  # "= {58,500}": a brace group is not part of the value
     if not inner or re.search(r"(?<![\\A-Za-z])[A-Za-z]{3,}", inner):
         return None
     return inner

@@ -103,9 +103,10 @@ def regen(files: list[_File], *, workers: int | None, timeout: float, progress: 
         res = score_batch(task, items, workers=workers, timeout=timeout, progress=progress)
         for (f, r, p), v in zip(refs, res.verdicts):
             f.rows[r]["preds"][p] = v.pred
-            f.rows[r]["correct_flags"][p] = bool(v.correct)
+            # a path the teacher's token limit cut off is never correct (kept for analysis)
+            f.rows[r]["correct_flags"][p] = bool(v.correct) and not _cut_by_limit(f.rows[r], p)
         stats["paths"] += len(items)
-        stats["correct"] += res.correct
+        stats["correct"] += sum(f.rows[r]["correct_flags"][p] for f, r, p in refs)
         stats["timeouts"] += res.timeouts
         stats["errors"] += res.errors
         stats["seconds"] += res.seconds
@@ -180,3 +181,9 @@ def regen_correct(*, root: str | Path | None = None, input: str | Path | None = 
         stats = regen(files, workers=workers, timeout=timeout, progress=progress,
                       journal=anchor / ".regen-correct.commit.json")
     return RegenReport(files, stats, time.perf_counter() - t0, notes)
+
+
+def _cut_by_limit(row: dict, p: int) -> bool:
+    """Path ``p`` stopped at the teacher's token limit (``finish_reasons[p] == "length"``)."""
+    reasons = row.get("finish_reasons")
+    return isinstance(reasons, list) and p < len(reasons) and reasons[p] == "length"

@@ -11,7 +11,7 @@ import os
 from typing import Any
 
 from distill.prompting.backend import (
-    Completion, FatalBackendError, Request, RequestRejected, RequestTimedOut, RetryableError,
+    EMPTY_AT_LIMIT, Completion, FatalBackendError, Request, RequestRejected, RequestTimedOut, RetryableError,
 )
 from distill.prompting.backends.openai_backend import MissingAPIKeyError, parse_retry_after
 from distill.prompting.backends.url import check_base_url, check_host_resolves
@@ -93,6 +93,8 @@ class GeminiBackend:
         if not resp.candidates:
             raise RetryableError("no choices: the response had no candidates")
         if not text or not text.strip():
+            if map_finish_reason(getattr(resp.candidates[0], "finish_reason", None)) == "length":
+                raise RequestRejected(EMPTY_AT_LIMIT)
             raise RetryableError("empty: the response had empty content")
         um = resp.usage_metadata
         return Completion(text, int(getattr(um, "prompt_token_count", 0) or 0),

@@ -17,7 +17,7 @@ import openai
 
 from distill.errors import DistillError
 from distill.prompting.backend import (
-    Completion, FatalBackendError, Request, RequestRejected, RequestTimedOut, RetryableError,
+    EMPTY_AT_LIMIT, Completion, FatalBackendError, Request, RequestRejected, RequestTimedOut, RetryableError,
 )
 from distill.prompting.backends.url import check_base_url, check_host_resolves
 
@@ -114,6 +114,8 @@ class OpenAIBackend:
         finish = getattr(choices[0], "finish_reason", None)
         text = getattr(message, "content", None)
         if not text or not str(text).strip():
+            if finish == "length":  # the limit ran out before any answer text: asking again gets the same
+                raise RequestRejected(EMPTY_AT_LIMIT)
             raise RetryableError("empty: the 200 response had empty content")
         usage = getattr(resp, "usage", None)
         return Completion(str(text), int(getattr(usage, "prompt_tokens", 0) or 0),
