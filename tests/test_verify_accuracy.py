@@ -86,3 +86,11 @@ def test_hedges_score_na():
     assert score("strategy_qa", "So the answer is yes or no.", {"gold_answer": "Yes"}).pred == NA
     assert score("anli", "Answer: True or Neither", {"gold_answer": "entailment"}).pred == NA
     assert score("math", r"The answer is $3$ or $4$.", {"gold_answer": "3"}).pred == NA
+
+
+def test_number_words_only_as_results():
+    assert score("gsm8k", "Billy sold 3 + 4 = 7 DVDs. The answer is seven.", {"gold_answer": "7"}).correct
+    # a number word that refers to a known quantity is not the result
+    assert score("math", "The answer is one of the two options.", {"gold_answer": "1"}).pred == NA
+    r = score("gsm8k", "Therefore, he earned 13 x $10 = $130 for the first two weeks.", {"gold_answer": "130"})
+    assert r.correct, r

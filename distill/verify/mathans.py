@@ -75,9 +75,11 @@ _TENS = {w: 10 * (i + 2) for i, w in enumerate("twenty thirty forty fifty sixty 
 _SCALES = {"thousand": 10**3, "million": 10**6, "billion": 10**9, "trillion": 10**12}
 _NUM_WORD = "|".join(sorted([*_UNITS, *_TENS, "hundred", *_SCALES], key=len, reverse=True))
 _WORDS_RE = re.compile(rf"(?<![\w-])(?:{_NUM_WORD})(?:(?:[ -]|\s+and\s+)(?:{_NUM_WORD}))*(?![\w-])", re.I)
-_SCALED_RE = re.compile(r"(?P<num>[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?)\s*(?P<scale>thousand|million|billion|trillion)(?![\w])", re.I)
+_SCALED_RE = re.compile(
+    r"(?P<num>[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?)\s*(?P<scale>thousand|million|billion|trillion)(?![\w])", re.I)
 # A repeating decimal: 0.\overline{6}, 0.1\overline{7}, .\overline{28}, 0.\dot{3}
-_REPEAT_RE = re.compile(r"(?P<sign>[-+]?)(?P<int>\d*)\.(?P<fix>\d*)\\(?:overline|dot)\s*(?:\{(?P<rep>\d+)\}|(?P<rep1>\d))")
+_REPEAT_RE = re.compile(
+    r"(?P<sign>[-+]?)(?P<int>\d*)\.(?P<fix>\d*)\\(?:overline|dot)\s*(?:\{(?P<rep>\d+)\}|(?P<rep1>\d))")
 
 
 def words_value(text: str) -> int | None:
@@ -109,7 +111,8 @@ def _spell_out(s: str) -> str:
         v = Fraction(Decimal(m.group("num").replace(",", ""))) * _SCALES[m.group("scale").casefold()]
         return _fraction_str(v) + s[m.end():]
     m = _WORDS_RE.match(s)
-    if m:
+    # only a number with at most a unit after it ("eleven", "seven DVDs"), not "one of the two options"
+    if m and len(s[m.end():].split()) <= 2:
         v = words_value(m.group(0))
         if v is not None:
             return str(v) + s[m.end():]
@@ -298,7 +301,7 @@ def anchored_answer(text: str) -> str | None:
         if _HEDGE_RE.match(rest) or re.match(r"either\b", rest, re.I):
             return HEDGED
         cand = _clean_candidate(rest)
-        if cand and (re.search(r"[\d\\]", cand) or _WORDS_RE.match(cand)):
+        if cand and (re.search(r"[\d\\]", cand) or _spell_out(cand) != cand):
             return cand
     return None
 
@@ -348,7 +351,8 @@ def looks_complete(response: str) -> bool:
     """Does the response end like a finished text (not cut off mid-sentence by a token limit)?
 
     Finished: it ends with a sentence end, a closing bracket, math or code fence; its last sentence
-    is one or two words ("Thus: No", "...\n42"); or its last line is one unpunctuated result ("So he runs 9*60=540 meters", GSM8K's own style). Cut off: it ends
+    is one or two words ("Thus: No", "...\n42"); or its last line is one unpunctuated result
+    ("So he runs 9*60=540 meters", GSM8K's own style). Cut off: it ends
     on a word or operator no sentence ends on ("... and then if we"), or its last line holds full
     sentences and then stops without one ("... so 16 - 3 = 13 eggs. She has 20").
     """

@@ -14,7 +14,9 @@ How solvers plug into :func:`distill.verify.score` (documented in ``distill/veri
 
 Every call is bounded: Z3 runs in-process under its own ``timeout`` option (a soft limit on
 solving); clingo and ``dot`` run as child processes killed at the deadline, because clingo's
-grounding ignores signals. For a hard bound on everything, score through
+grounding ignores signals; their output is decoded as UTF-8 with replacement. All runs for one
+response share a :class:`Budget` (``RESPONSE_SOLVER_BUDGET_S``): blocks past it are not run.
+For a hard bound on everything, score through
 :func:`distill.verify.batch.score_batch`, whose workers are killed at the per-item timeout.
 """
 
