@@ -19,34 +19,18 @@ or a timeout is an invalid (or incorrect) verdict, never an exception.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
+
+from distill.verify.formal.verdict import FORMAL_TIMEOUT_S, FormalVerdict
+
+__all__ = ["FENCES", "FORMAL_TIMEOUT_S", "FormalVerdict", "LANGUAGES", "extract_program", "validate_program",
+           "verify_program"]
 
 #: language -> fence tags that mark a block of it (lower case)
 FENCES: dict[str, tuple[str, ...]] = {"smt": ("smt2", "smt", "smtlib", "lisp"), "asp": ("asp", "lp", "clingo"),
                                       "dot": ("dot", "gv", "graphviz")}
 LANGUAGES = tuple(FENCES)
-#: seconds one solver call may take (a whole verification may make a few calls)
-FORMAL_TIMEOUT_S = 5.0
-
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)```", re.S)
-
-
-@dataclass(frozen=True)
-class FormalVerdict:
-    """One program's verdict. ``status``: what the solver concluded (SMT: ``sat``/``unsat``/``unknown``;
-    ASP: ``sat``/``unsat``; DOT: ``digraph``/``graph``), ``None`` when invalid; ``timed_out``: a
-    solver call hit its limit (counted and reported by the caller)."""
-
-    valid: bool
-    correct: bool
-    diagnostic: str | None = None
-    status: str | None = None
-    timed_out: bool = False
-
-    def __post_init__(self) -> None:
-        if self.correct and not self.valid:
-            raise ValueError("a correct program must be valid")
 
 
 def extract_program(language: str, response: str) -> str:
