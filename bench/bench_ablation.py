@@ -32,6 +32,9 @@ and the 2-process launch of the peer-teaching arms aborted in a gloo collective)
     .venv/bin/python bench/bench_ablation.py --seeds 3 --n_train 400 --n_test 100 --epochs 6
     .venv/bin/python bench/bench_ablation.py --arms separate,full --seeds 1 --n_train 16 --n_test 4 --epochs 1 --json
 
+``--resume`` reuses the seeds and finished runs of an earlier call with the same ``--out`` (several people
+edit this tree at once: a run that failed because of someone's half-saved edit need not cost the others).
+
 Writes ``OUT/results.json`` (every figure and its inputs), ``OUT/table.md``, ``OUT/ablation.png``,
 and per seed ``OUT/seed{S}/`` (data, students, logs) and ``OUT/seed{S}/runs/{ARM}/`` (each run).
 """
@@ -355,15 +358,29 @@ def demo_config(seed: int, n_train: int, n_test: int, out: Path):
     return probe_config(outdir=str(out), arith=arith, teacher_seed=seed, num_processes=1, plot=False)
 
 
-def prepare_seed(seed: int, n_train: int, n_test: int, out: Path, log: Callable[[str], None]) -> SeedData:
+SEED_RECORD = "seed.json"
+RUN_RECORD = "bench_record.json"
+
+
+def prepare_seed(seed: int, n_train: int, n_test: int, out: Path, log: Callable[[str], None],
+                 resume: bool = False) -> SeedData:
     """Data, scripted teacher + verification, both students and the router's path embeddings, as
-    ``distill demo --probe`` builds them (the same public stages)."""
+    ``distill demo --probe`` builds them (the same public stages). With ``resume``, a seed folder
+    prepared before for the same sizes is reused."""
     from distill.demo.report import teacher_stats
     from distill.demo.stages import prefill_router_cache, prompt_command, read_json, run_logged, train_command
     from distill.demo.students import build_students, tokenizer_corpus
     from distill.demo.synthetic import write_splits
 
     t0 = time.perf_counter()
+    key = {"seed": seed, "n_train": n_train, "n_test": n_test}
+    if resume and (out / SEED_RECORD).is_file():
+        rec = json.loads((out / SEED_RECORD).read_text(encoding="utf-8"))
+        if rec.get("key") == key:
+            log(f"seed {seed}: reusing {out}")
+            emb = Path(rec["emb_cache"]) if rec.get("emb_cache") else None
+            return SeedData(seed, out, Path(rec["data_root"]), Path(rec["m1"]), Path(rec["m2"]), emb, rec["prep_s"],
+                            rec["teacher"])
     if out.exists():
         shutil.rmtree(out)
     cfg = demo_config(seed, n_train, n_test, out)
@@ -377,8 +394,12 @@ def prepare_seed(seed: int, n_train: int, n_test: int, out: Path, log: Callable[
     n = prefill_router_cache(cmd + ["--recipe", "full"], out / "embed", os.cpu_count() or 2)
     log(f"seed {seed}: {teacher['paths_correct']}/{teacher['paths_total']} verified paths, {n} embedded, "
         f"students {m1.name} + {m2.name} ({time.perf_counter() - t0:.0f} s)")
-    return SeedData(seed, out, out / "data", m1, m2, out / "embed" / "emb_cache" if n else None,
-                    time.perf_counter() - t0, teacher)
+    sd = SeedData(seed, out, out / "data", m1, m2, out / "embed" / "emb_cache" if n else None,
+                  time.perf_counter() - t0, teacher)
+    rec = {"key": key, "data_root": str(sd.data_root), "m1": str(m1), "m2": str(m2),
+           "emb_cache": str(sd.emb_cache) if sd.emb_cache else None, "prep_s": sd.prep_s, "teacher": teacher}
+    (out / SEED_RECORD).write_text(json.dumps(rec, indent=2) + "\n", encoding="utf-8")
+    return sd
 
 
 def arm_command(sd: SeedData, arm: str, run_dir: Path, epochs: int, num_processes: int) -> list[str]:
@@ -394,16 +415,22 @@ def arm_command(sd: SeedData, arm: str, run_dir: Path, epochs: int, num_processe
     return [sys.executable, "-m", TRAIN_MODULE, *args]
 
 
-def run_arm(sd: SeedData, arm: str, epochs: int, num_processes: int, threads: int) -> dict[str, Any]:
-    """One training run; returns its record (accuracies, epoch times, last-epoch routing, wall time)."""
+def run_arm(sd: SeedData, arm: str, epochs: int, num_processes: int, threads: int,
+            resume: bool = False) -> dict[str, Any]:
+    """One training run; returns its record (accuracies, epoch times, last-epoch routing, wall time).
+    With ``resume``, a finished run of the identical command is read back instead of rerun."""
     from distill.data.jsonl import iter_jsonl
     from distill.demo.stages import read_json, run_logged
 
     run_dir = sd.root / "runs" / arm
+    cmd = arm_command(sd, arm, run_dir, epochs, num_processes)
+    if resume and (run_dir / RUN_RECORD).is_file():
+        rec = json.loads((run_dir / RUN_RECORD).read_text(encoding="utf-8"))
+        if rec.get("command") == cmd:
+            return {**rec, "resumed": True}
     if run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
-    cmd = arm_command(sd, arm, run_dir, epochs, num_processes)
     routed = arm in ("routing_only", "full", "random_routing")
     if routed and sd.emb_cache is not None:
         shutil.copytree(sd.emb_cache, run_dir / "emb_cache", copy_function=os.link)
@@ -426,12 +453,14 @@ def run_arm(sd: SeedData, arm: str, epochs: int, num_processes: int, threads: in
     if logs and not arm.startswith("solo"):
         routing = last_epoch_routing([r for _, r in iter_jsonl(logs[-1])])
     summary = read_json(run_dir / "train_summary.json")
-    return {"arm": arm, "seed": sd.seed, "acc": arm_accuracies(arm, metrics), "eval": metrics,
+    rec = {"arm": arm, "seed": sd.seed, "acc": arm_accuracies(arm, metrics), "eval": metrics,
             "time": epoch_times(records), "routing": routing, "wall_s": wall, "cpu_s": cpu_s,
             "load_avg": [load0, os.getloadavg()[0]], "steps": summary.get("steps"),
             "paths": summary.get("paths"), "warnings": summary.get("warnings", []),
             "final_loss": {k: records[-1].get(k) for k in ("loss_s1", "loss_s2", "nll1", "nll2") if k in records[-1]},
             "command": cmd, "run_dir": str(run_dir)}
+    (run_dir / RUN_RECORD).write_text(json.dumps(rec, indent=2) + "\n", encoding="utf-8")
+    return rec
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -452,6 +481,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--out", default="runs/bench_ablation", help="output folder (default runs/bench_ablation)")
     ap.add_argument("--json", action="store_true", help="print one JSON object on stdout (progress goes to stderr)")
     ap.add_argument("--no_plot", action="store_true", help="skip the PNG")
+    ap.add_argument("--resume", action="store_true",
+                    help="reuse seeds and finished runs of an earlier call with the same --out and sizes (after a "
+                         "crash or a failed run); by default every run starts fresh")
     args = ap.parse_args(argv)
     base = QUICK if args.quick else DEFAULT
     args.n_train = args.n_train or base["n_train"]
@@ -507,14 +539,15 @@ def _main(args: argparse.Namespace, doc_out: dict[str, Any] | None = None) -> in
     seeds_info = []
     try:
         for seed in args.seed_list:
-            sd = prepare_seed(seed, args.n_train, args.n_test, out / f"seed{seed}", log)
+            sd = prepare_seed(seed, args.n_train, args.n_test, out / f"seed{seed}", log, args.resume)
             seeds_info.append({"seed": seed, "prep_s": sd.prep_s, "teacher": sd.teacher, "model1": str(sd.m1),
                                "model2": str(sd.m2)})
             for arm in args.arm_list:
-                rec = run_arm(sd, arm, args.epochs, args.num_processes, args.threads)
+                rec = run_arm(sd, arm, args.epochs, args.num_processes, args.threads, args.resume)
                 results[arm].append(rec)
                 a = rec["acc"]
-                log(f"seed {seed} {arm:<15} s1 {_fmt(a['s1'])} s2 {_fmt(a['s2'])} ens {_fmt(a['ensemble'])}  "
+                tag = "(resumed) " if rec.get("resumed") else ""
+                log(f"seed {seed} {arm:<15} {tag}s1 {_fmt(a['s1'])} s2 {_fmt(a['s2'])} ens {_fmt(a['ensemble'])}  "
                     f"epoch {rec['time']['mean_epoch_s']:.1f} s  run {rec['wall_s']:.0f} s")
     except Exception as exc:  # a failure to run: say what failed, exit 1
         import traceback

@@ -150,3 +150,11 @@ def test_bench_end_to_end_tiny(tmp_path):
     assert (out / "ablation.png").stat().st_size > 1000
     assert (out / "table.md").read_text().startswith("n_train 12")
     assert json.loads((out / "results.json").read_text())["summary"] == doc["summary"]
+    # --resume reads the finished runs back instead of training again (same figures)
+    again = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_ablation.py"), "--arms", "separate,full",
+                            "--seeds", "1", "--n_train", "12", "--n_test", "4", "--epochs", "2", "--json", "--resume",
+                            "--no_plot", "--out", str(out)], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert again.returncode == 0, again.stderr[-3000:]
+    doc2 = json.loads(again.stdout)
+    assert all(doc2["runs"][a][0].get("resumed") for a in ("separate", "full"))
+    assert doc2["summary"]["arms"] == doc["summary"]["arms"]

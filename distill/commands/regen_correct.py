@@ -20,7 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"task name ({', '.join(TASKS)}) or 'all' (with --root); "
                              "with --input it defaults to the task named by a parent folder")
     parser.add_argument("--workers", type=int, default=None, help="verifier processes (default: CPU count)")
-    parser.add_argument("--timeout", type=float, default=5.0, help="hard per-path verification timeout, seconds")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="hard per-path verification timeout, seconds (default 5; 22 for smt, asp and dot, "
+                             "whose verification makes several solver calls)")
     parser.add_argument("--progress", action="store_true", help="show a progress bar")
 
 

@@ -22,7 +22,8 @@ from typing import IO, Any
 
 from distill.errors import DistillError
 from distill.data.tasks import (
-    GOLD_WORDS, NON_TEXT_FIELDS, PATH_FIELDS, TASKS, TaskSpec, get_task, question_fields,
+    FORMAL_PATH_FIELDS, GOLD_WORDS, NON_TEXT_FIELDS, PATH_FIELDS, TASKS, TaskSpec, get_task, is_formal,
+    question_fields,
 )
 
 
@@ -188,6 +189,12 @@ def _check_gold(value: Any, row: dict[str, Any], spec: TaskSpec, where: tuple) -
                 raise DataError(*where, f"field 'gold_answer' {value!r} is not one of the choice labels "
                                         f"{', '.join(labels)}")
         return value
+    if is_formal(spec):
+        if not isinstance(value, str) or not value.strip():
+            shown = repr(value) if isinstance(value, str) else _type_name(value)
+            raise DataError(*where, f"field 'gold_answer' must be the reference program as a non-empty string "
+                                    f"{what}, got {shown}")
+        return value
     words = GOLD_WORDS[spec.kind]
     if spec.kind == "yesno" and isinstance(value, bool):
         return value  # StrategyQA's own answers are booleans; the verifier reads true/false as yes/no
@@ -246,8 +253,9 @@ def validate_row(row: dict[str, Any], spec: TaskSpec, path: str | os.PathLike, l
     string texts (for ``math``, null or a list of strings); ``gold_answer`` per kind: ``math`` a
     string or a finite JSON number, which is replaced by its canonical string (``18``, ``2.5``) so
     that every stage compares text; ``mcq`` one of the labels (an integer label is made a string);
-    ``yesno`` yes/no/true/false or a boolean; ``nli`` a label word (:data:`GOLD_WORDS`). NaN, lists
-    and objects are never gold answers.
+    ``yesno`` yes/no/true/false or a boolean; ``nli`` a label word (:data:`GOLD_WORDS`); ``smt``,
+    ``asp``, ``dot`` the reference program, a non-blank string (``facts``, if given, a string). NaN,
+    lists and objects are never gold answers.
     """
     where = (path, lineno)
     for field in spec.required if question else ("id",):
@@ -268,6 +276,10 @@ def validate_row(row: dict[str, Any], spec: TaskSpec, path: str | os.PathLike, l
         _check_choices(row["choices"], spec, where)
     if not _missing(row, "gold_answer"):
         row["gold_answer"] = _check_gold(row["gold_answer"], row, spec, where)
+    if is_formal(spec) and row.get("facts") is not None and not isinstance(row["facts"], str):
+        # an instance appended to both the candidate and the reference program before solving
+        raise DataError(*where, f"field 'facts' must be a string (program text appended before solving) for "
+                                f"task {spec.name!r}, got {_type_name(row['facts'])}")
     if enriched:
         task = row.get("task")
         if task is not None and task != spec.name:
@@ -437,16 +449,21 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 def correct_only(row: dict[str, Any]) -> dict[str, Any]:
     """Project an enriched row onto its verified paths (the ``*.correct.jsonl`` schema).
 
-    Keeps ``id``, ``gold_answer`` and the parallel path lists restricted to correct
-    paths, plus ``path_idx`` (indices into the enriched lists) so analyses can recover
+    Keeps ``id``, ``gold_answer`` (and a formal row's ``facts``) and the parallel path lists
+    (with ``valid_flags``/``diagnostics`` where the row has them) restricted to correct paths, plus ``path_idx`` (indices into the enriched lists) so analyses can recover
     each path's style and position.
     """
     flags = row.get("correct_flags") or []
     keep = [i for i, ok in enumerate(flags) if ok]
     out: dict[str, Any] = {"id": row["id"], "gold_answer": row["gold_answer"]}
+    if "facts" in row:  # part of a formal row's reference: the instance both programs are solved on
+        out["facts"] = row["facts"]
     for field in PATH_FIELDS:
         vals = row.get(field) or []
         out[field] = [vals[i] for i in keep if i < len(vals)]
+    for field in FORMAL_PATH_FIELDS:  # formal tasks: every kept path is valid; its diagnostic is None
+        if isinstance(row.get(field), list):
+            out[field] = [row[field][i] for i in keep if i < len(row[field])]
     out["path_idx"] = keep
     return out
 

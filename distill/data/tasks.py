@@ -9,6 +9,10 @@ or from packages declaring a ``distill.tasks`` entry point (the demo's ``arith``
 - ``mcq``:   a letter among ``choices["label"]``.
 - ``yesno``: ``Yes`` / ``No``.
 - ``nli``:   ``entailment`` / ``neutral`` / ``contradiction`` (prompted as True/Neither/False).
+- ``smt``, ``asp``, ``dot`` (:data:`FORMAL_KINDS`): the answer is a program (SMT-LIB2, an Answer Set
+  Program, a DOT graph) and ``gold_answer`` is the reference program; the real solver decides
+  validity and equivalence (:mod:`distill.verify.formal`). ASP rows may carry ``facts``, an instance
+  appended to both programs before solving.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ class TaskSpec:
     """What rows of a task must contain and which verifier family scores them."""
 
     name: str
-    kind: str  # math | mcq | yesno | nli
+    kind: str  # math | mcq | yesno | nli | smt | asp | dot
     required: tuple[str, ...]
 
 
@@ -39,8 +43,13 @@ BUILTIN_TASKS: tuple[TaskSpec, ...] = (
     TaskSpec("date", "mcq", ("id", "question", "choices", "gold_answer")),
     TaskSpec("strategy_qa", "yesno", ("id", "question", "gold_answer")),
     TaskSpec("anli", "nli", ("id", "premise", "hypothesis", "gold_answer")),
+    TaskSpec("smt", "smt", ("id", "question", "gold_answer")),
+    TaskSpec("asp", "asp", ("id", "question", "gold_answer")),
+    TaskSpec("dot", "dot", ("id", "question", "gold_answer")),
 )
-KINDS: tuple[str, ...] = ("math", "mcq", "yesno", "nli")
+#: Kinds whose answer is a whole program checked by a solver against the reference program.
+FORMAL_KINDS: tuple[str, ...] = ("smt", "asp", "dot")
+KINDS: tuple[str, ...] = ("math", "mcq", "yesno", "nli", *FORMAL_KINDS)
 ENTRY_POINT_GROUP = "distill.tasks"
 
 
@@ -110,6 +119,14 @@ def question_fields(spec: TaskSpec) -> tuple[str, ...]:
 
 #: Fields an enriched row adds to its source row; parallel lists, one entry per path.
 PATH_FIELDS: tuple[str, ...] = ("prompts", "styles", "responses", "preds", "correct_flags")
+#: Extra parallel path lists of formal-kind rows: did the solver accept the program (``correct``
+#: implies ``valid``), and the solver's first error (``None`` when valid): training signal.
+FORMAL_PATH_FIELDS: tuple[str, ...] = ("valid_flags", "diagnostics")
+
+
+def is_formal(spec: TaskSpec) -> bool:
+    """Is the task's answer a program verified by a solver (``smt``, ``asp``, ``dot``)?"""
+    return spec.kind in FORMAL_KINDS
 
 
 class UnknownTaskError(DistillError, ValueError):

@@ -26,7 +26,7 @@ from distill.data.commit import (
 from distill.data.jsonl import (
     atomic_write_text, correct_only, correct_path, enriched_path, output_error, read_rows, stage_jsonl, stem_of,
 )
-from distill.data.tasks import TaskSpec
+from distill.data.tasks import TaskSpec, is_formal
 from distill.errors import ConfigError
 from distill.prompting.backend import Backend, Request
 from distill.prompting.cache import ResponseCache, cache_key
@@ -36,7 +36,7 @@ from distill.prompting.retry import RetryPolicy
 from distill.prompting.sources import SourceSelection
 from distill.prompting.styles import DEFAULT_STYLES, Style, get_style, load_styles_file, parse_styles
 from distill.prompting.transport import TeacherOptions
-from distill.verify.types import NA
+from distill.verify.types import NA, Verdict
 
 
 @dataclass
@@ -117,14 +117,15 @@ def plan(sources: list[Source], settings: PromptSettings) -> list[Job]:
     return all_jobs
 
 
-def verify_paths(task: str, items: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, bool]]:
-    """Score ``(response, row)`` pairs with the project's verifiers (worker processes, hard timeout)."""
+def verify_paths(task: str, items: list[tuple[str, dict[str, Any]]]) -> tuple[list[Verdict], int]:
+    """Score ``(response, row)`` pairs with the project's verifiers (worker processes, hard timeout).
+    Returns the verdicts in order and how many timed out (hard kills plus formal solvers' own limits)."""
     if not items:
-        return []
+        return [], 0
     from distill.verify.batch import score_batch
 
     result = score_batch(task, items)
-    return [(v.pred, bool(v.correct)) for v in result.verdicts]
+    return result.verdicts, result.timeouts + result.solver_timeouts
 
 
 @dataclass
@@ -141,6 +142,8 @@ class FileReport:
     stale: int = 0  # of ``kept``: asked with other settings (model, temperature, max tokens, prompt)
     notes: list[str] = field(default_factory=list)  # damaged cache records, finished interrupted writes
     truncated_by_style: Counter = field(default_factory=Counter)  # paths cut at --max-tokens (finish "length")
+    valid_by_style: Counter | None = None  # formal tasks: paths whose program the solver accepted
+    verify_timeouts: int = 0  # paths whose verification timed out (scored incorrect)
 
 
 def _previous_rows(path: Path) -> dict[Any, dict[str, Any]]:
@@ -200,7 +203,10 @@ def finalize(src: Source) -> FileReport:
         for job in jobs:
             if job.ok:
                 to_score.append((job.completion.text, row))
-    scores = iter(verify_paths(src.task.name, to_score))
+    verdicts, verify_timeouts = verify_paths(src.task.name, to_score)
+    scores = iter(verdicts)
+    formal = is_formal(src.task)
+    valid_by: Counter | None = Counter() if formal else None
     previous = _previous_rows(e_path) if any(not j.ok for jobs in src.jobs for j in jobs) else {}
     enriched_rows, failed, kept = [], [], []
     n_stale = 0
@@ -212,18 +218,25 @@ def finalize(src: Source) -> FileReport:
         out["responses"], out["preds"], out["correct_flags"], out["failed"] = [], [], [], []
         out["cache_keys"], out["stale"] = [j.key for j in jobs], [False] * len(jobs)
         out["finish_reasons"] = [j.completion.finish_reason if j.ok else None for j in jobs]
+        if formal:  # parallel to responses: the solver accepted the program; its first error (training signal)
+            out["valid_flags"], out["diagnostics"] = [], []
         for i, job in enumerate(jobs):
             if job.ok:
-                pred, ok = next(scores)
-                ok = ok and job.completion.finish_reason != "length"  # cut mid-answer: its last number is luck
+                v = next(scores)
+                pred = v.pred
+                ok = v.correct and job.completion.finish_reason != "length"  # cut mid-answer: its last number is luck
                 out["responses"].append(job.completion.text)
             else:
+                v = Verdict(NA, False, valid=False if formal else None)
                 pred, ok = NA, False
                 out["responses"].append("")
                 failed.append(f"{row['id']}#{i} ({job.request.style}): {job.error}")
             out["preds"].append(pred)
             out["correct_flags"].append(ok)
             out["failed"].append(not job.ok)
+            if formal:
+                out["valid_flags"].append(bool(v.valid))
+                out["diagnostics"].append(v.diagnostic)
         try:
             old = previous.get(row["id"])
         except TypeError:
@@ -237,6 +250,8 @@ def finalize(src: Source) -> FileReport:
             total_by[out["styles"][i]] += 1
             correct_by[out["styles"][i]] += int(bool(out["correct_flags"][i]))
             cut_by[out["styles"][i]] += int(out["finish_reasons"][i] == "length")
+            if valid_by is not None:
+                valid_by[out["styles"][i]] += int(bool(out["valid_flags"][i]))
         enriched_rows.append(out)
     notes = [n for n in [src.cache.damage_note() if src.cache is not None else None] if n]
     notes += [f"{src.path.parent}: removed {k} temporary file(s) of killed runs"
@@ -251,7 +266,7 @@ def finalize(src: Source) -> FileReport:
         raise
     commit(staged, journal_path(src.path))
     return FileReport(src.path, len(src.rows), sum(len(j) for j in src.jobs), failed, correct_by, total_by,
-                      e_path, c_path, kept, n_stale, notes, cut_by)
+                      e_path, c_path, kept, n_stale, notes, cut_by, valid_by, verify_timeouts)
 
 
 def journal_path(source: Path) -> Path:
@@ -284,6 +299,13 @@ class PromptReport:
             cor.update(f.correct_by_style)
         lines.append("correct per style: " + ", ".join(
             f"{st} {cor[st]}/{tot[st]}" for st in tot))
+        valid = self.valid_per_style()
+        if valid is not None:
+            lines.append("valid programs per style (the solver accepts them): " + ", ".join(
+                f"{st} {valid[st]}/{tot[st]}" for st in tot))
+        n_timeouts = sum(f.verify_timeouts for f in self.files)
+        if n_timeouts:
+            lines.append(f"verification timed out for {n_timeouts} path(s) (scored incorrect)")
         cut = self.truncated_per_style()
         if cut:
             lines.append("CUT at the token limit (finish_reason 'length', never counted correct) per style: "
@@ -309,6 +331,16 @@ class PromptReport:
         lines.append(f"wall time: {self.wall_s:.1f} s (requests {s.request_wall_s:.1f} s)")
         return "\n".join(lines)
 
+    def valid_per_style(self) -> Counter | None:
+        """Formal tasks: paths per style whose program the solver accepted; None when no file is formal."""
+        counts = [f.valid_by_style for f in self.files if f.valid_by_style is not None]
+        if not counts:
+            return None
+        out: Counter = Counter()
+        for c in counts:
+            out.update(c)
+        return out
+
     def truncated_per_style(self) -> Counter:
         """Paths per style that stopped at the token limit (kept in the enriched file, never correct)."""
         cut: Counter = Counter()
@@ -324,6 +356,9 @@ class PromptReport:
         return {**self.stats.as_dict(), "wall_s": round(self.wall_s, 3),
                 "correct_per_style": {st: [cor[st], tot[st]] for st in tot},
                 "truncated_per_style": {st: [self.truncated_per_style()[st], tot[st]] for st in tot},
+                **({"valid_per_style": {st: [valid[st], tot[st]] for st in tot}}
+                   if (valid := self.valid_per_style()) is not None else {}),
+                "verify_timeouts": sum(f.verify_timeouts for f in self.files),
                 **({"truncated_hint": TRUNCATION_HINT} if self.truncated_per_style() else {}),
                 "failed_paths": [x for f in self.files for x in f.failed],
                 "kept_previous": [x for f in self.files for x in f.kept],

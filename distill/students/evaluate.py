@@ -37,11 +37,14 @@ def ensemble_pick(a: dict[str, Any], b: dict[str, Any]) -> int:
     return 1 if a["logprob_per_byte"] >= b["logprob_per_byte"] else 2
 
 
-def _score(scorer: Callable, task: str, text: str, row: dict[str, Any]) -> tuple[Any, bool]:
+def _score(scorer: Callable, task: str, text: str, row: dict[str, Any]) -> tuple[Any, bool, dict[str, Any]]:
+    """``(pred, correct, extra)``; ``extra`` holds a formal task's ``valid`` and ``diagnostic``."""
     res = scorer(task, text, row)
     if isinstance(res, bool):
-        return None, res
-    return getattr(res, "pred", None), bool(getattr(res, "correct", False))
+        return None, res, {}
+    valid = getattr(res, "valid", None)
+    extra = {} if valid is None else {"valid": bool(valid), "diagnostic": getattr(res, "diagnostic", None)}
+    return getattr(res, "pred", None), bool(getattr(res, "correct", False)), extra
 
 
 def default_scorer() -> Callable:
@@ -76,7 +79,9 @@ def evaluate(students: list[tuple[Any, Any]], rows: list[dict[str, Any]], task: 
     ``out_dir/predictions.jsonl`` and ``out_dir/metrics.json``. Metrics: ``acc_s1``, ``acc_s2``,
     ``acc_ensemble`` (pick by :func:`ensemble_pick`), ``acc_oracle`` (either student right),
     ``acc_best_single``, ``agreement`` (same extracted answer), ``hit_budget_s{k}`` (share of
-    answers that used the whole budget without stopping), ``budget_s{k}`` and ``n``.
+    answers that used the whole budget without stopping), ``budget_s{k}`` and ``n``; for formal tasks
+    (``smt``, ``asp``, ``dot``) also ``valid_s{k}`` (share of programs the solver accepts), and each
+    prediction carries ``valid`` and ``diagnostic``.
     """
     scorer = scorer or default_scorer()
     budgets = _budgets(max_new_tokens, len(students))
@@ -95,8 +100,8 @@ def evaluate(students: list[tuple[Any, Any]], rows: list[dict[str, Any]], task: 
         answers = generate_answers(model, tok, [prompts_all[i] for i in mine], batch_size=eval_bs,
                                    max_new_tokens=budgets[k - 1], synced_gpus=synced_gpus)
         for rec, ans, i in zip(local, answers, mine):
-            pred, ok = _score(scorer, task, ans["text"], rows[i])
-            rec[f"s{k}"] = {**ans, "pred": pred, "correct": ok}
+            pred, ok, extra = _score(scorer, task, ans["text"], rows[i])
+            rec[f"s{k}"] = {**ans, "pred": pred, "correct": ok, **extra}
     if accelerator is not None and world > 1:
         from accelerate.utils import gather_object
 
@@ -134,6 +139,9 @@ def evaluate(students: list[tuple[Any, Any]], rows: list[dict[str, Any]], task: 
         on = k <= len(students)
         metrics[f"hit_budget_s{k}"] = rate(lambda p, k=k: p[f"s{k}"]["hit_budget"]) if on else None
         metrics[f"budget_s{k}"] = budgets[k - 1] if on else None
+    if preds and all("valid" in p["s1"] for p in preds):  # formal tasks: share of programs the solver accepts
+        for k in range(1, 3):
+            metrics[f"valid_s{k}"] = rate(lambda p, k=k: p[f"s{k}"]["valid"]) if k <= len(students) else None
     metrics["ensemble_rule"] = "logprob_per_byte"
     if out_dir is not None and (accelerator is None or accelerator.is_main_process):
         out = Path(out_dir)

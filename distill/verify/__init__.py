@@ -1,4 +1,4 @@
-"""Answer extraction and verification for every task kind (math, mcq, yesno, nli).
+"""Answer extraction and verification for every task kind (math, mcq, yesno, nli; smt, asp, dot).
 
 Public interface::
 
@@ -8,6 +8,11 @@ Public interface::
     from distill.verify.batch import score_batch               # worker processes, hard per-item timeout
 
 ``task`` is a name from :data:`distill.data.tasks.TASKS` (``gsm8k``, ``arith``, ...) or a kind.
+
+Formal kinds (``smt``, ``asp``, ``dot``) are different: the answer is a program, ``pred`` is the
+program (the last block fenced in its language, else the bare response), and the verdict also
+carries ``valid`` (the solver accepts it; ``correct`` implies it) and ``diagnostic`` (the solver's
+first error), from :mod:`distill.verify.formal`. The rest of this page is about the answer kinds.
 
 How a prediction is chosen (same order for every kind):
 

@@ -16,6 +16,14 @@ that always works is killing the process, so:
   (counted in ``errors``) in the same way.
 
 The caller never waits longer than ``timeout`` per item (plus worker start-up, itself bounded).
+
+Formal kinds (``smt``, ``asp``, ``dot``): each result also carries ``valid``, ``diagnostic`` and
+``timed_out`` (a solver call hit its own limit; counted in ``solver_timeouts``). A verification
+makes a few solver calls, so these kinds get a longer default hard timeout
+(:data:`FORMAL_ITEM_TIMEOUT_S`) and each solver call is capped so that all of them fit inside the
+hard timeout (:func:`formal_solver_timeout`): a slow program then gets the solver's own verdict
+(with its diagnostic) rather than a kill. A killed formal item is invalid, ``timed_out``, with
+the kill as its diagnostic.
 """
 
 from __future__ import annotations
@@ -34,12 +42,19 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
+from distill.data.tasks import FORMAL_KINDS
+from distill.verify.formal import FORMAL_TIMEOUT_S
 from distill.verify.types import NA, Verdict
 
 #: Seconds a fresh worker may take to report ready before we give up (never hang the caller).
 START_TIMEOUT_S = 120.0
 #: Row fields the verifiers read; only these cross the process boundary.
-ROW_FIELDS = ("gold_answer", "choices")
+ROW_FIELDS = ("gold_answer", "choices", "facts")
+#: Default hard per-item timeout, seconds: answer kinds, and formal kinds (several solver calls each).
+DEFAULT_TIMEOUT_S = 5.0
+#: Solver calls one formal verification may make, at most (candidate, reference, equivalence checks).
+FORMAL_CALLS = 4
+FORMAL_ITEM_TIMEOUT_S = FORMAL_CALLS * FORMAL_TIMEOUT_S + 2.0
 _PKG_ROOT = str(Path(__file__).resolve().parents[2])
 _BOOT = ("import sys; from distill.verify.batch import _worker_entry; "
          "_worker_entry(int(sys.argv[1]), int(sys.argv[2]))")
@@ -55,10 +70,22 @@ class BatchResult:
     timeouts: int
     seconds: float
     errors: int = 0
+    solver_timeouts: int = 0  # formal kinds: verdicts whose solver hit its own limit (not killed)
 
     @property
     def correct(self) -> int:
         return sum(v.correct for v in self.verdicts)
+
+    @property
+    def invalid(self) -> int:
+        """Formal kinds: programs the solver rejected (or that had none); 0 for answer kinds."""
+        return sum(v.valid is False for v in self.verdicts)
+
+
+def formal_solver_timeout(hard_timeout: float) -> float:
+    """Per-call solver limit that lets :data:`FORMAL_CALLS` calls (plus a second of overhead) finish
+    inside the hard per-item timeout; never above :data:`distill.verify.formal.FORMAL_TIMEOUT_S`."""
+    return min(FORMAL_TIMEOUT_S, max(0.2, (hard_timeout - 1.0) / FORMAL_CALLS))
 
 
 def _worker_entry(fd: int, parent: int = 0) -> None:
@@ -127,13 +154,16 @@ def _worker_main(conn) -> None:  # runs in the child
             return
         if msg is None:
             return
-        task, items = msg
+        task, items, solver_timeout = msg
+        formal = task in FORMAL_KINDS
         for idx, response, row in items:
             try:
-                v = score(task, response, row)
-                conn.send((idx, v.pred, v.correct, None))
+                v = score(task, response, row, solver_timeout=solver_timeout)
+                conn.send((idx, v.pred, v.correct, None, v.valid, v.diagnostic, v.timed_out))
             except Exception as exc:  # a verifier bug must not take the batch down; reported as an error
-                conn.send((idx, NA, False, f"{type(exc).__name__}: {exc}"))
+                err = f"{type(exc).__name__}: {exc}"
+                conn.send((idx, NA, False, err, False if formal else None,
+                           f"verifier error: {err}" if formal else None, False))
 
 
 @dataclass
@@ -216,14 +246,22 @@ class _Pool:
 
     def run(self, task: str, items: list[tuple[int, str, dict]], timeout: float, progress=None):
         verdicts: dict[int, Verdict] = {}
-        timeouts = errors = 0
+        timeouts = errors = solver_timeouts = 0
         n = len(items)
         chunk = max(1, min(64, n // (self.size * 8) or 1))
         queue = deque(items[i : i + chunk] for i in range(0, n, chunk))
+        formal = task in FORMAL_KINDS
+        solver_timeout = formal_solver_timeout(timeout) if formal else None
 
-        def abandon_current(w) -> None:
+        def abandon_current(w, killed: bool) -> None:
             """Score the worker's current item False, requeue the rest of its chunk, replace it."""
-            verdicts[w.pending.popleft()[0]] = Verdict(NA, False)
+            if formal:
+                why = (f"verification killed after {timeout:g} s (hard timeout)" if killed
+                       else "verifier worker died (solver crash or out of memory)")
+                lost = Verdict(NA, False, valid=False, diagnostic=why, timed_out=killed)
+            else:
+                lost = Verdict(NA, False)
+            verdicts[w.pending.popleft()[0]] = lost
             if progress is not None:
                 progress.update(1)
             rest = list(w.pending)
@@ -236,7 +274,7 @@ class _Pool:
             for w in self.workers:
                 if not w.pending and queue:
                     part = queue.popleft()
-                    w.conn.send((task, part))
+                    w.conn.send((task, part, solver_timeout))
                     w.pending = deque(part)
                     w.deadline = time.monotonic() + timeout
             busy = [w for w in self.workers if w.pending]
@@ -249,23 +287,25 @@ class _Pool:
                     continue
                 try:
                     while w.pending and w.conn.poll():
-                        idx, pred, correct, err = w.conn.recv()
+                        idx, pred, correct, err, valid, diagnostic, timed_out = w.conn.recv()
                         head = w.pending.popleft()
                         assert head[0] == idx, (head[0], idx)
-                        verdicts[idx] = Verdict(pred, bool(correct))
+                        verdicts[idx] = Verdict(pred, bool(correct) and valid is not False, valid, diagnostic,
+                                                bool(timed_out))
                         errors += err is not None
+                        solver_timeouts += bool(timed_out)
                         w.deadline = time.monotonic() + timeout
                         if progress is not None:
                             progress.update(1)
                 except (EOFError, OSError):  # the worker died: lose only its current item
-                    abandon_current(w)
+                    abandon_current(w, killed=False)
                     errors += 1
             now = time.monotonic()
             for w in list(self.workers):
                 if w.pending and now >= w.deadline:
-                    abandon_current(w)
+                    abandon_current(w, killed=True)
                     timeouts += 1
-        return [verdicts[i] for i in range(n)], timeouts, errors
+        return [verdicts[i] for i in range(n)], timeouts, errors, solver_timeouts
 
 
 _POOL: _Pool | None = None
@@ -296,16 +336,19 @@ atexit.register(shutdown)
 
 
 def score_batch(task: str, items: list[tuple[str, dict]], *, workers: int | None = None,
-                timeout: float = 5.0, progress: bool = False) -> BatchResult:
+                timeout: float | None = None, progress: bool = False) -> BatchResult:
     """Score ``(response, row)`` pairs of one task; verdicts come back in input order.
 
-    ``workers`` defaults to the CPU count; ``timeout`` is the hard per-item limit in seconds.
+    ``workers`` defaults to the CPU count; ``timeout`` is the hard per-item limit in seconds
+    (default :data:`DEFAULT_TIMEOUT_S`, :data:`FORMAL_ITEM_TIMEOUT_S` for formal kinds).
     """
     from distill.verify.core import kind_of
 
     # Resolved here, in the caller: the workers receive the verifier kind, so a task registered
     # in this process only (``register_task``) scores like any other, and unknown tasks fail fast.
     kind = kind_of(task)
+    if timeout is None:
+        timeout = FORMAL_ITEM_TIMEOUT_S if kind in FORMAL_KINDS else DEFAULT_TIMEOUT_S
     if timeout <= 0:
         from distill.errors import ConfigError
 
@@ -327,11 +370,11 @@ def score_batch(task: str, items: list[tuple[str, dict]], *, workers: int | None
         with _LOCK:
             pool = _get_pool(size)
             try:
-                verdicts, timeouts, errors = pool.run(kind, payload, timeout, bar)
+                verdicts, timeouts, errors, solver_timeouts = pool.run(kind, payload, timeout, bar)
             except BaseException:
                 shutdown()  # pipes may hold stale results; never reuse a pool after an interruption
                 raise
     finally:
         if bar is not None:
             bar.close()
-    return BatchResult(verdicts, timeouts, time.perf_counter() - start, errors)
+    return BatchResult(verdicts, timeouts, time.perf_counter() - start, errors, solver_timeouts)

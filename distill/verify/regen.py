@@ -9,6 +9,9 @@ bad line anywhere raises :class:`distill.data.jsonl.DataError` (``FILE:LINE: ...
 no file touched. Every output is then staged in full and renamed under one commit journal
 (:mod:`distill.data.commit`): a write failure leaves every file as it was, and a run killed between
 renames is completed by the next run. No torch is imported.
+
+Formal tasks (``smt``, ``asp``, ``dot``) also get ``valid_flags`` and ``diagnostics`` recomputed
+(parallel to ``responses``; ``correct`` implies ``valid``), and their solver time-outs counted.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from distill.data.jsonl import (
     read_rows,
     stage_jsonl,
 )
-from distill.data.tasks import TASKS, TaskSpec, get_task
+from distill.data.tasks import TASKS, TaskSpec, get_task, is_formal
 from distill.errors import DistillError
 
 ENRICHED_GLOB = "*.enriched.jsonl"
@@ -82,12 +85,15 @@ def load(path: Path, spec: TaskSpec) -> _File:
     return _File(path, spec, read_rows(path, spec, enriched=True))
 
 
-def regen(files: list[_File], *, workers: int | None, timeout: float, progress: bool,
+def regen(files: list[_File], *, workers: int | None, timeout: float | None, progress: bool,
           journal: Path | None = None) -> dict[str, Any]:
-    """Re-score every path of every file in place (rows are mutated), then write the files."""
+    """Re-score every path of every file in place (rows are mutated), then write the files.
+    ``timeout``: the hard per-path limit (``None``: the verifier kind's default)."""
     from distill.verify.batch import score_batch
 
     stats = {"files": len(files), "rows": 0, "paths": 0, "correct": 0, "timeouts": 0, "errors": 0, "seconds": 0.0}
+    if any(is_formal(f.task) for f in files):
+        stats.update(valid=0, solver_timeouts=0)
     by_task: dict[str, list[tuple[_File, int, int]]] = {}
     for f in files:
         stats["rows"] += len(f.rows)
@@ -98,13 +104,22 @@ def regen(files: list[_File], *, workers: int | None, timeout: float, progress: 
         for row in f.rows:
             n = len(row["responses"])
             row["preds"], row["correct_flags"] = [None] * n, [False] * n
+            if is_formal(f.task):
+                row["valid_flags"], row["diagnostics"] = [False] * n, [None] * n
     for task, refs in by_task.items():
         items = [(f.rows[r]["responses"][p], f.rows[r]) for f, r, p in refs]
         res = score_batch(task, items, workers=workers, timeout=timeout, progress=progress)
+        formal = is_formal(get_task(task))
         for (f, r, p), v in zip(refs, res.verdicts):
             f.rows[r]["preds"][p] = v.pred
             # a path the teacher's token limit cut off is never correct (kept for analysis)
             f.rows[r]["correct_flags"][p] = bool(v.correct) and not _cut_by_limit(f.rows[r], p)
+            if formal:
+                f.rows[r]["valid_flags"][p] = bool(v.valid)
+                f.rows[r]["diagnostics"][p] = v.diagnostic
+        if formal:
+            stats["valid"] += sum(f.rows[r]["valid_flags"][p] for f, r, p in refs)
+            stats["solver_timeouts"] += res.solver_timeouts
         stats["paths"] += len(items)
         stats["correct"] += sum(f.rows[r]["correct_flags"][p] for f, r, p in refs)
         stats["timeouts"] += res.timeouts
@@ -152,14 +167,18 @@ class RegenReport:
         lines.append(f"regen-correct: {s['files']} files, {s['rows']} rows, {s['paths']} paths, "
                      f"{s['correct']} correct ({acc:.1%}), {s['timeouts']} timeouts, {s['errors']} errors, "
                      f"{rate:.0f} paths/s scoring, {self.wall_s:.2f}s total")
+        if "valid" in s:
+            lines.append(f"formal programs: {s['valid']} valid, {s['solver_timeouts']} solver time-outs "
+                         f"(counted incorrect; hard time-outs above)")
         return "\n".join(lines)
 
 
 def regen_correct(*, root: str | Path | None = None, input: str | Path | None = None, dataset: str | None = None,
-                  workers: int | None = None, timeout: float = 5.0, progress: bool = False) -> RegenReport:
-    """``distill regen-correct``: select, read and validate every file, then re-score and rewrite them."""
+                  workers: int | None = None, timeout: float | None = None, progress: bool = False) -> RegenReport:
+    """``distill regen-correct``: select, read and validate every file, then re-score and rewrite them.
+    ``timeout``: hard per-path limit in seconds (``None``: 5 s; formal tasks 22 s, several solver calls)."""
     t0 = time.perf_counter()
-    if timeout <= 0:
+    if timeout is not None and timeout <= 0:
         raise DistillError("--timeout must be > 0 seconds")
     if workers is not None and workers < 1:
         raise DistillError("--workers must be >= 1")

@@ -13,7 +13,19 @@ HEDGED = "<hedged>"
 
 @dataclass(frozen=True)
 class Verdict:
-    """One scored path: the extracted prediction and whether it matches the gold answer."""
+    """One scored path: the extracted prediction and whether it matches the gold answer.
+
+    Formal kinds (``smt``, ``asp``, ``dot``) also say whether the solver accepted the program
+    (``valid``; ``correct`` implies it) and its first error (``diagnostic``), and whether a solver
+    call hit its limit (``timed_out``). For the other kinds ``valid`` and ``diagnostic`` are ``None``.
+    """
 
     pred: str
     correct: bool
+    valid: bool | None = None
+    diagnostic: str | None = None
+    timed_out: bool = False
+
+    def __post_init__(self) -> None:
+        if self.correct and self.valid is False:
+            raise ValueError("a correct path must be valid")
