@@ -316,3 +316,10 @@ def test_a_forked_worker_does_not_share_the_parents_z3_processes():
     os.waitpid(pid, 0)
     assert os.read(r, 1) == b"1"
     assert {z.proc.pid for z in smt._POOL} == parent and smt.validate(REF).status == "sat"
+
+
+def test_a_candidate_timeout_option_does_not_leak_into_the_checks():
+    # a 1 ms soft timeout set after the candidate's check-sat must not make the checks "unknown"
+    cand = REF + "(set-option :timeout 1)\n"
+    v = smt.verify(cand, REF)
+    assert v.valid and v.status == "sat" and v.correct

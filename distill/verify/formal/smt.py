@@ -258,6 +258,8 @@ def _close_pool() -> None:
         _POOL.clear()
     for z in procs:
         z.kill()
+    if _workdir.cache_info().currsize:
+        shutil.rmtree(_workdir(), ignore_errors=True)
 
 
 os.register_at_fork(after_in_child=_forget_pool_in_child)
@@ -366,7 +368,7 @@ def _reusable(forms: list) -> bool:
 
 # set-options that change nothing the check part after (reset) depends on
 _HARMLESS_OPTIONS = {":produce-models", ":produce-unsat-cores", ":produce-assignments", ":print-success",
-                     ":produce-proofs", ":timeout", ":random-seed", ":produce-assertions", ":verbosity"}
+                     ":produce-proofs", ":produce-assertions", ":produce-unsat-assumptions"}
 _CHANNELS = {":regular-output-channel", ":diagnostic-output-channel"}
 _CHECKS = ("check-sat", "check-sat-assuming")
 
