@@ -27,6 +27,7 @@ from distill.plugins import PluginRegistry
 COMMANDS: dict[str, tuple[str, str]] = {
     "prompt": ("distill.commands.prompt", "ask a teacher model for multi-style reasoning paths; write enriched/correct logs"),
     "regen-correct": ("distill.commands.regen_correct", "re-score enriched logs with the current verifiers; rewrite correct-only files"),
+    "augment": ("distill.commands.augment", "formal tasks: repair pairs with real solver errors, or verified ASP renamed variants"),
     "judge": ("distill.commands.judge", "LLM-as-judge filter: keep correct paths whose reasoning a judge finds sound"),
     "train": ("distill.commands.train", "train two LoRA students (run under `accelerate launch` for several processes)"),
     "posrate": ("distill.commands.posrate", "routing rates per reasoning style from router logs (calc_posrate)"),
