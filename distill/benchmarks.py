@@ -39,9 +39,10 @@ def available(bench_dir: Path) -> list[str]:
     return sorted(p.stem.removeprefix("bench_") for p in bench_dir.glob(PATTERN))
 
 
-def run_benchmarks(bench_dir: Path, names: list[str] | None = None) -> list[str]:
-    """Run the named benchmarks (default: all) one after another; returns the ones that missed
-    their target (non-zero exit). Unknown names fail before anything runs."""
+def run_benchmarks(bench_dir: Path, names: list[str] | None = None, script_args: list[str] | None = None) -> list[str]:
+    """Run the named benchmarks (default: all) one after another, each with ``script_args`` (e.g.
+    ``["--quick"]``); returns the ones that missed their target (non-zero exit). Unknown names fail
+    before anything runs."""
     known = available(bench_dir)
     chosen = names or known
     unknown = sorted(set(chosen) - set(known))
@@ -50,6 +51,6 @@ def run_benchmarks(bench_dir: Path, names: list[str] | None = None) -> list[str]
     failed = []
     for name in chosen:
         print(f"== bench {name}", flush=True)
-        if subprocess.call([sys.executable, str(bench_dir / f"bench_{name}.py")]):
+        if subprocess.call([sys.executable, str(bench_dir / f"bench_{name}.py"), *(script_args or [])]):
             failed.append(name)
     return failed

@@ -43,3 +43,11 @@ def test_bench_dir_runs_scripts_and_reports_missed_targets(tmp_path):
     assert out.returncode == 0 and "slow" not in out.stdout
     out = _bench("nope", "--bench_dir", str(d), cwd=tmp_path)
     assert out.returncode == 2 and "unknown benchmark(s) nope; available: ok, slow" in out.stderr
+
+
+def test_args_reach_the_benchmark_script(tmp_path):
+    d = tmp_path / "mybench"
+    d.mkdir()
+    (d / "bench_echo.py").write_text("import sys; print('argv', sys.argv[1:])\n")
+    out = _bench("echo", "--bench_dir", str(d), "--args", "--quick --json", cwd=tmp_path)
+    assert out.returncode == 0 and "argv ['--quick', '--json']" in out.stdout
