@@ -11,12 +11,12 @@ import importlib.util
 import json
 import math
 import re
-import resource
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from memcheck import largest_child_rss_gib, rank_import_rss_gib
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,20 +36,6 @@ def _run_bench(tmp_path, *args, timeout=900):
     return report, summary
 
 
-def _rank_import_rss_gib() -> float:
-    """Peak RSS of a fresh interpreter that only imports what every training rank imports: a floor
-    for any rank's peak (a rank also loads both students and trains)."""
-    code = "import resource, torch, transformers, peft, accelerate; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    return int(out.split()[-1]) / 2**20  # ru_maxrss is KiB on Linux
-
-
-def _largest_child_rss_gib() -> float:
-    """Peak RSS of the largest descendant of this process so far (the launched ranks are reaped by
-    their launchers, so they count): a ceiling for any rank's peak."""
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
-
-
 @pytest.mark.slow
 @needs_deepspeed
 def test_bench_harness_trains_4bit_students_under_zero2_on_cpu(tmp_path):
@@ -57,7 +43,7 @@ def test_bench_harness_trains_4bit_students_under_zero2_on_cpu(tmp_path):
     assert report["steps"] == summary["steps"] == 3 and report["processes"] == 1
     assert report["tokens_per_s"] > 0
     # the reported peak is a real rank's resident set in GiB: above a bare rank's imports, at most the largest child
-    assert _rank_import_rss_gib() <= report["peak_rss_gib"] <= _largest_child_rss_gib() + 1e-3, report
+    assert rank_import_rss_gib() <= report["peak_rss_gib"] <= largest_child_rss_gib() + 1e-3, report
     # both students' adapters were saved and trained (LoRA B starts at zero); that --load_in_4bit really
     # puts NF4 layers under them is asserted in test_train_options
     from safetensors.torch import load_file

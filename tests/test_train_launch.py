@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from memcheck import largest_child_rss_gib, rank_import_rss_gib
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,14 +30,6 @@ def _launch(config, outdir, models, data, env):
     return run
 
 
-def _rank_import_rss_gib() -> float:
-    """Peak RSS of a fresh interpreter that only imports what every training rank imports: a floor
-    for any rank's peak (a rank also loads both students, trains and evaluates)."""
-    code = "import resource, torch, transformers, peft, accelerate; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    return int(out.split()[-1]) / 2**20  # ru_maxrss is KiB on Linux
-
-
 def _check_run(outdir, models):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
@@ -47,8 +39,7 @@ def _check_run(outdir, models):
     assert "peak_gpu_mem_gib" not in summary  # CPU run
     # max over both ranks, in GiB: no lower than a bare rank's imports, no higher than the largest descendant
     # of this test process so far (RUSAGE_CHILDREN: the ranks count, reaped by their launcher)
-    largest_child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
-    assert _rank_import_rss_gib() <= summary["peak_rss_gib"] <= largest_child + 1e-3, summary
+    assert rank_import_rss_gib() <= summary["peak_rss_gib"] <= largest_child_rss_gib() + 1e-3, summary
     assert summary["tokens_per_s"] > 0
     logs = [json.loads(l) for l in (outdir / "router_logs_epoch1.jsonl").read_text().splitlines()]
     assert len(logs) == 16 and len({(r["id"], r["path_idx"]) for r in logs}) == 16  # gathered from both ranks

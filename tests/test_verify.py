@@ -10,7 +10,8 @@ import pytest
 
 from distill.data.tasks import UnknownTaskError
 from distill.verify import NA, Verdict, extract_answer, score
-from distill.verify.mathans import as_number, find_boxed
+from distill.verify.mathextract import find_boxed
+from distill.verify.mathnum import as_number
 
 DATA = Path("/work/shared/datasets")
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="needs /work/shared/datasets (real benchmark rows)")

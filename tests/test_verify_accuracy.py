@@ -17,7 +17,9 @@ import pytest
 
 from graded_eval import load_cases, evaluate
 from distill.verify import NA, score
-from distill.verify.mathans import equivalent, inequality_interval, looks_complete, words_value
+from distill.verify.mathequiv import equivalent, inequality_interval
+from distill.verify.mathextract import looks_complete
+from distill.verify.mathnum import words_value
 
 CASES = load_cases()
 

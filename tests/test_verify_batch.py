@@ -11,7 +11,7 @@ import pytest
 from distill.verify import NA, Verdict, score
 from distill.verify import batch
 from distill.verify.batch import score_batch
-from distill.verify.mathans import MV_TIMEOUT_S
+from distill.verify.mathequiv import MV_TIMEOUT_S
 
 # clingo grounding of ~1e15 atoms: never finishes and ignores signals; only a kill stops it.
 HANG = "```asp\nn(1..100000).\np(X,Y,Z) :- n(X), n(Y), n(Z).\nanswer(1).\n```"

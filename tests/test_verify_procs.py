@@ -140,7 +140,7 @@ def test_math_verify_timeout_log_is_bounded():
     proc = _python(r"""
         import logging
         from distill.verify import score
-        from distill.verify.mathans import _mv
+        from distill.verify.mathequiv import _mv
         big = r"\boxed{" + "+".join(["x^{2}"] * 40000) + "}"
         v = score("math", "Work. " + big, {"gold_answer": "1"})
         assert not v.correct

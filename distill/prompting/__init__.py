@@ -10,9 +10,11 @@ Modules, one job each:
   (``register_backend`` or the ``distill.backends`` entry points; the demo's ``scripted`` is one).
 - :mod:`.transport` / :mod:`.sources` -- backend and transport options; which source files a run reads.
 - :mod:`.cache` -- append-only durable answer cache (``<stem>.cache.jsonl``).
-- :mod:`.retry` / :mod:`.engine` -- backoff policy and the async engine (one global in-flight
-  limit, every fault retried, failures recorded).
-- :mod:`.pipeline` -- paths, verification, enriched/correct files; ``run_prompting`` (``distill prompt``).
+- :mod:`.retry` / :mod:`.limit` / :mod:`.engine` -- backoff policy, the adaptive (AIMD) in-flight
+  limit and the async engine (one global in-flight limit, every fault retried, failures recorded).
+- :mod:`.planning` / :mod:`.stages` / :mod:`.summary` -- a ``distill prompt`` run's settings and jobs;
+  its preflight and output stages (locks, verification, enriched/correct files); its report.
+- :mod:`.pipeline` -- the whole command, ``run_prompting`` (``distill prompt``), from those pieces.
 - :mod:`.judge` -- the LLM-as-judge filter writing ``<stem>.judged.jsonl`` (``run_judge``).
 
 The command lines are in :mod:`distill.commands` (``prompt``, ``judge``).

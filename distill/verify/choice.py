@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from distill.verify.mathans import find_boxed, looks_complete, strip_code_blocks
+from distill.verify.mathextract import find_boxed, looks_complete, strip_code_blocks
 from distill.verify.types import HEDGED, NA
 
 DEFAULT_LABELS = ("A", "B", "C", "D", "E")

@@ -25,11 +25,14 @@ The projection: the reference's signatures ``S`` come from its ``#show`` stateme
 ``clingo.ast``); both programs get ``#show s.`` and ``#project s.`` for every ``s`` in ``S`` appended,
 are enumerated with projection, and each model is cut down to the symbols whose signature is in
 ``S``. So helper predicates of either program do not matter; what the reference shows does.
+
+Layout: :mod:`~distill.verify.formal.asp_output` reads clingo's output and errors,
+:mod:`~distill.verify.formal.asp_project` computes the projection; this module runs clingo (its
+command lives here) and holds the two verdicts and the reference cache.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -41,104 +44,25 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
+from distill.verify.formal.asp_output import _EXTRA, _FACTS, _MAX_OUTPUT, _PROGRAM, AspRun, _decode, _interpret
+from distill.verify.formal.asp_output import first_error  # noqa: F401 (re-exported: tests use it)
+from distill.verify.formal.asp_project import _directives, projection_keys
 from distill.verify.formal.verdict import FORMAL_TIMEOUT_S, FormalVerdict
 
 #: at most this many (optimal, projected) models are enumerated; more is a cap hit (incorrect)
 MODEL_CAP = 1000
-#: bytes of solver output kept per stream (a cap hit is already bounded by MODEL_CAP)
-_MAX_OUTPUT = 64 * 1024 * 1024
-_PROGRAM, _FACTS, _EXTRA = "program.lp", "facts.lp", "verifier.lp"
-_FILE_LABEL = {_PROGRAM: "", _FACTS: "facts ", _EXTRA: "verifier "}
 
 # comments and strings, so that ``#script`` or ``%`` inside them is not mistaken for code
 _SKIP = re.compile(r'%\*.*?(?:\*%|\Z)|%[^\n]*|"(?:\\.|[^"\\\n])*"', re.S)
 _SCRIPT = re.compile(r"#script\b")
-# "<file>:L:C[-[L2:]C2]: level: message"
-_MSG = re.compile(r"^(?P<file>.*?):(?P<line>\d+):(?P<col>\d+)(?:-\d+(?::\d+)?)?: "
-                  r"(?P<level>error|warning|info|note): (?P<text>.*)$")
-_FATAL = re.compile(r"^\*\*\* ERROR: \((?:clingo|gringo|clasp)\): (?P<text>.*)$")
-
-
-@dataclass(frozen=True)
-class AspRun:
-    """One clingo run: ``ok`` (no error, finished); ``status`` ``sat``/``unsat``; ``models``: the
-    distinct projected (optimal) models; ``capped``: more than the cap (or not exhausted)."""
-
-    ok: bool
-    status: str | None = None
-    models: frozenset[frozenset[str]] = frozenset()
-    capped: bool = False
-    diagnostic: str | None = None
-    timed_out: bool = False
 
 
 # ---------------------------------------------------------------- running clingo
 def _clingo_cmd() -> list[str]:
     exe = shutil.which("clingo")
     return [exe] if exe else [sys.executable, "-m", "clingo"]
-
-
-def _decode(data: bytes) -> str:
-    return data[:_MAX_OUTPUT].decode("utf-8", errors="replace")
-
-
-def first_error(stderr: str) -> str | None:
-    """clingo's first error-level message, normalised: ``-:2:13-14: error: syntax error, ...`` ->
-    ``line 2 column 13: syntax error, ...``; its continuation lines and the notes right after it are
-    kept (``'X' is unsafe``). Errors in the row's facts say ``facts line ...``. A fatal
-    ``*** ERROR`` without a located message is returned as its text. ``None`` when there is none."""
-    lines = stderr.splitlines()
-    for i, line in enumerate(lines):
-        m = _MSG.match(line)
-        if not m or m.group("level") != "error":
-            continue
-        label = _FILE_LABEL.get(os.path.basename(m.group("file")), "")
-        out = [f"{label}line {m.group('line')} column {m.group('col')}: {m.group('text').strip()}"]
-        for nxt in lines[i + 1:]:
-            n = _MSG.match(nxt)
-            if n and n.group("level") == "note":
-                nl = _FILE_LABEL.get(os.path.basename(n.group("file")), "")
-                out.append(f"{nl}line {n.group('line')} column {n.group('col')}: note: {n.group('text').strip()}")
-            elif n or _FATAL.match(nxt):
-                break
-            elif nxt.strip():
-                out.append(nxt.rstrip())
-        return "\n".join(out)
-    for line in lines:
-        m = _FATAL.match(line)
-        if m:
-            return m.group("text").strip()
-    return None
-
-
-def _has_error(stderr: str) -> bool:
-    return any((m := _MSG.match(line)) and m.group("level") == "error" or _FATAL.match(line)
-               for line in stderr.splitlines())
-
-
-def _symbol_key(text: str) -> tuple:
-    """The signature of an output symbol: ``(name, arity, positive)`` for a function, else
-    ``("#term",)`` (numbers, strings, tuples shown by ``#show t : body.``)."""
-    return _key_cache(text)
-
-
-def _key_cache_impl(text: str) -> tuple:
-    import clingo
-
-    try:
-        sym = clingo.parse_term(text)
-    except (RuntimeError, ValueError):
-        return ("#term",)
-    if sym.type == clingo.SymbolType.Function and sym.name:
-        return (sym.name, len(sym.arguments), sym.positive)
-    return ("#term",)
-
-
-_key_cache = lru_cache(maxsize=65536)(_key_cache_impl)
 
 
 def _exited_within(proc: subprocess.Popen, seconds: float) -> bool:
@@ -225,41 +149,6 @@ def _refused(program: str) -> str | None:
     return None
 
 
-def _interpret(rc: int | None, out: str, err: str, timed_out: bool, timeout: float,
-               keys: frozenset | None, cap: int) -> AspRun:
-    """Turn one run's output into an :class:`AspRun` (fail closed at every step)."""
-    if timed_out:
-        return AspRun(False, diagnostic=f"clingo timed out after {timeout:g}s (killed)", timed_out=True)
-    diag = first_error(err)
-    if diag is not None or _has_error(err):
-        return AspRun(False, diagnostic=diag or err.strip()[:500])
-    try:
-        doc = json.loads(out)
-        result = doc["Result"]
-        summary = doc.get("Models") or {}
-        witnesses = (doc.get("Call") or [{}])[-1].get("Witnesses") or []
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-        tail = (err or out).strip()[:500]
-        return AspRun(False, diagnostic=f"clingo crashed or gave no result (exit {rc}): {tail}".strip())
-    if rc not in (10, 20, 30) or result not in ("SATISFIABLE", "UNSATISFIABLE", "OPTIMUM FOUND"):
-        return AspRun(False, diagnostic=f"clingo gave no answer (exit {rc}, {result})")
-    if result == "UNSATISFIABLE":
-        return AspRun(True, "unsat")
-    costs = summary.get("Costs")
-    if costs is not None:
-        if summary.get("Optimum") != "yes":
-            return AspRun(True, "sat", capped=True)
-        witnesses = [w for w in witnesses if w.get("Costs") == costs]
-    models = set()
-    for w in witnesses:
-        atoms = w.get("Value") or []
-        if keys is not None:
-            atoms = [a for a in atoms if _symbol_key(a) in keys or ("#any",) in keys]
-        models.add(frozenset(atoms))
-    capped = summary.get("More") == "yes" or len(models) > cap
-    return AspRun(True, "sat", frozenset(models), capped)
-
-
 def _facts_of(row: dict[str, Any] | None) -> str:
     facts = (row or {}).get("facts")
     if facts is None:
@@ -267,79 +156,6 @@ def _facts_of(row: dict[str, Any] | None) -> str:
     if isinstance(facts, (list, tuple)):
         return "\n".join(str(f) for f in facts)
     return str(facts)
-
-
-# ---------------------------------------------------------------- the reference's signatures
-def _term_key(term) -> tuple:
-    from clingo.ast import ASTType, UnaryOperator
-
-    t = term.ast_type
-    if t == ASTType.Function and term.name and not term.external:
-        return (term.name, len(term.arguments), True)
-    if t == ASTType.UnaryOperation and term.operator_type == UnaryOperator.Minus:
-        inner = _term_key(term.argument)
-        return (inner[0], inner[1], False) if len(inner) == 3 else ("#any",)
-    if t == ASTType.SymbolicTerm:
-        sym = term.symbol
-        import clingo
-
-        if sym.type == clingo.SymbolType.Function and sym.name:
-            return (sym.name, len(sym.arguments), sym.positive)
-        return ("#term",)
-    if t in (ASTType.Variable, ASTType.BinaryOperation) or (t == ASTType.Function and not term.name):
-        return ("#term",)
-    return ("#any",)
-
-
-@lru_cache(maxsize=1024)
-def projection_keys(reference: str, facts: str = "") -> frozenset[tuple] | None:
-    """The signatures the reference is compared on: those of its ``#show`` statements (``#show
-    t : body.`` adds ``t``'s), or every predicate signature of reference + facts when it has no
-    ``#show``. ``None`` when the reference does not parse (the caller fails closed)."""
-    import clingo.ast as ast
-    from clingo.ast import ASTType
-
-    stmts: list = []
-    try:
-        ast.parse_string(reference + "\n" + facts, stmts.append, logger=lambda code, msg: None)
-    except RuntimeError:
-        return None
-    shown: set[tuple] = set()
-    has_show = False
-    every: set[tuple] = set()
-
-    class Atoms(ast.Transformer):
-        def visit_SymbolicAtom(self, node):
-            sym = node.symbol
-            parts = sym.arguments if sym.ast_type == ASTType.Pool else [sym]
-            for p in parts:
-                key = _term_key(p)
-                if len(key) == 3:
-                    every.add(key)
-            return node
-
-    for s in stmts:
-        if s.ast_type == ASTType.ShowSignature:
-            has_show = True
-            if s.name:
-                shown.add((s.name, s.arity, s.positive))
-        elif s.ast_type == ASTType.ShowTerm:
-            has_show = True
-            shown.add(_term_key(s.term))
-        else:
-            Atoms()(s)
-    return frozenset(shown if has_show else every)
-
-
-def _directives(keys: frozenset[tuple]) -> tuple[str, list[str]]:
-    """``#show``/``#project`` lines for ``keys`` and the projection flag to use."""
-    lines = []
-    for k in sorted(k for k in keys if len(k) == 3):
-        sig = f"{'' if k[2] else '-'}{k[0]}/{k[1]}"
-        lines.append(f"#show {sig}.\n#project {sig}.")
-    # show terms are not atoms: project on what is shown instead of the #project atoms
-    mode = "show" if any(len(k) == 1 for k in keys) else "project"
-    return "\n".join(lines) + "\n", [f"--project={mode}"]
 
 
 # ---------------------------------------------------------------- public API

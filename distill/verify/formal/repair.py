@@ -24,7 +24,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from distill.verify.formal import FORMAL_TIMEOUT_S
-from distill.verify.formal.augment import _top_forms, _form_head, _symbol_uses, smt_constants, validate
+from distill.verify.formal.augment import validate
+from distill.verify.formal.augment_smt import _top_forms, _form_head, _symbol_uses, smt_constants
 from distill.verify.formal.lexical import code_mask, code_positions
 
 _SMT_COMMAND = re.compile(r"\(\s*(?:declare-|define-|assert\b|check-sat|get-|set-|push\b|pop\b|exit\b|echo\b|"

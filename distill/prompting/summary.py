@@ -1,0 +1,103 @@
+"""The summary of a ``distill prompt`` run: :class:`PromptReport`, printed and written as JSON."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from distill.prompting.engine import RunStats
+from distill.prompting.stages import FileReport
+
+
+TRUNCATION_HINT = "--max-tokens is too small for these answers: raise it (they are asked again with the new limit)"
+
+
+@dataclass
+class PromptReport:
+    stats: RunStats
+    files: list[FileReport]
+    wall_s: float
+    notes: list[str] = field(default_factory=list)
+
+    def format(self) -> str:
+        s = self.stats
+        lines = [
+            f"teacher paths: {s.jobs} ({s.cached} from cache, {s.completed} asked now, {s.failed} failed)",
+            f"requests: {s.requests}  retries: {s.retries}  tokens: prompt {s.prompt_tokens}, "
+            f"completion {s.completion_tokens}",
+        ]
+        if s.errors:
+            lines.append("faults seen: " + ", ".join(f"{k} x{v}" for k, v in s.errors.most_common()))
+        tot, cor = Counter(), Counter()
+        for f in self.files:
+            tot.update(f.total_by_style)
+            cor.update(f.correct_by_style)
+        lines.append("correct per style: " + ", ".join(
+            f"{st} {cor[st]}/{tot[st]}" for st in tot))
+        valid = self.valid_per_style()
+        if valid is not None:
+            lines.append("valid programs per style (the solver accepts them): " + ", ".join(
+                f"{st} {valid[st]}/{tot[st]}" for st in tot))
+        n_timeouts = sum(f.verify_timeouts for f in self.files)
+        if n_timeouts:
+            lines.append(f"verification timed out for {n_timeouts} path(s) (scored incorrect)")
+        cut = self.truncated_per_style()
+        if cut:
+            lines.append("CUT at the token limit (finish_reason 'length', never counted correct) per style: "
+                         + ", ".join(f"{st} {cut[st]}/{tot[st]}" for st in tot if cut[st]) + f"; {TRUNCATION_HINT}")
+        if s.adaptation_note():
+            lines.append(f"note: {s.adaptation_note()}")
+        for f in self.files:
+            lines.append(f"  {f.path}: {f.rows} rows -> {f.enriched.name}, {f.correct.name}")
+        lines += [f"note: {n}" for n in self.notes]
+        lines += [f"note: {n}" for f in self.files for n in f.notes]
+        kept = [x for f in self.files for x in f.kept]
+        if kept:
+            stale = sum(f.stale for f in self.files)
+            lines.append(f"KEPT {len(kept)} earlier answer(s) where this run's request failed ({stale} stale: "
+                         f"asked with other settings, marked 'stale' in the enriched file; rerun to replace them): "
+                         + ", ".join(kept[:10]) + (f" ... and {len(kept) - 10} more" if len(kept) > 10 else ""))
+        failed = [x for f in self.files for x in f.failed]
+        if failed:
+            lines.append(f"FAILED paths ({len(failed)}; recorded as failed, rerun to retry them):")
+            lines += [f"  {x}" for x in failed[:20]]
+            if len(failed) > 20:
+                lines.append(f"  ... and {len(failed) - 20} more")
+        lines.append(f"wall time: {self.wall_s:.1f} s (requests {s.request_wall_s:.1f} s)")
+        return "\n".join(lines)
+
+    def valid_per_style(self) -> Counter | None:
+        """Formal tasks: paths per style whose program the solver accepted; None when no file is formal."""
+        counts = [f.valid_by_style for f in self.files if f.valid_by_style is not None]
+        if not counts:
+            return None
+        out: Counter = Counter()
+        for c in counts:
+            out.update(c)
+        return out
+
+    def truncated_per_style(self) -> Counter:
+        """Paths per style that stopped at the token limit (kept in the enriched file, never correct)."""
+        cut: Counter = Counter()
+        for f in self.files:
+            cut.update(f.truncated_by_style)
+        return +cut
+
+    def as_dict(self) -> dict[str, Any]:
+        tot, cor = Counter(), Counter()
+        for f in self.files:
+            tot.update(f.total_by_style)
+            cor.update(f.correct_by_style)
+        return {**self.stats.as_dict(), "wall_s": round(self.wall_s, 3),
+                "correct_per_style": {st: [cor[st], tot[st]] for st in tot},
+                "truncated_per_style": {st: [self.truncated_per_style()[st], tot[st]] for st in tot},
+                **({"valid_per_style": {st: [valid[st], tot[st]] for st in tot}}
+                   if (valid := self.valid_per_style()) is not None else {}),
+                "verify_timeouts": sum(f.verify_timeouts for f in self.files),
+                **({"truncated_hint": TRUNCATION_HINT} if self.truncated_per_style() else {}),
+                "failed_paths": [x for f in self.files for x in f.failed],
+                "kept_previous": [x for f in self.files for x in f.kept],
+                "stale_paths": sum(f.stale for f in self.files),
+                "notes": [*self.notes, *(n for f in self.files for n in f.notes)],
+                "files": [str(f.path) for f in self.files]}
