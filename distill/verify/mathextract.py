@@ -23,6 +23,25 @@ _ANCHOR_RE = re.compile(
 _NUM_TEXT_RE = re.compile(r"(?<![\w.])[-+−]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s*/\s*\d+)?(?![\w])|(?<![\w.])[-+−]?\.\d+")
 
 
+def _closing_brace(text: str, i: int) -> int | None:
+    """Index of the ``}`` that closes the ``{`` at ``text[i]`` (nested braces; a backslash escapes the
+    next character), or ``None`` when it is never closed."""
+    depth, j = 0, i
+    while j < len(text):
+        c = text[j]
+        if c == "\\":
+            j += 2
+            continue
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0:
+                return j
+        j += 1
+    return None
+
+
 def find_boxed(text: str) -> str | None:
     """Contents of the last ``\\boxed{...}`` / ``\\fbox{...}`` (nested braces) or ``\\boxed 5``."""
     for m in reversed(list(_BOX_RE.finditer(text))):
@@ -30,22 +49,10 @@ def find_boxed(text: str) -> str | None:
         while i < len(text) and text[i] == " ":
             i += 1
         if i < len(text) and text[i] == "{":
-            depth, j = 0, i
-            while j < len(text):
-                c = text[j]
-                if c == "\\":
-                    j += 2
-                    continue
-                if c == "{":
-                    depth += 1
-                elif c == "}":
-                    depth -= 1
-                    if depth == 0:
-                        inner = text[i + 1 : j].strip()
-                        if inner:
-                            return inner
-                        break
-                j += 1
+            j = _closing_brace(text, i)
+            inner = text[i + 1 : j].strip() if j is not None else ""
+            if inner:
+                return inner
         else:
             tok = re.match(r"[^\s$]+", text[i:])
             if tok and i > m.end():  # "\boxed 5" needs the space; "\boxedx" is not a box
@@ -66,22 +73,10 @@ def _boxes(text: str) -> list[tuple[int, int, str]]:
             i += 1
         if i >= len(text) or text[i] != "{":
             continue
-        depth, j = 0, i
-        while j < len(text):
-            c = text[j]
-            if c == "\\":
-                j += 2
-                continue
-            if c == "{":
-                depth += 1
-            elif c == "}":
-                depth -= 1
-                if depth == 0:
-                    inner = text[i + 1 : j].strip()
-                    if inner:
-                        out.append((m.start(), j + 1, inner))
-                    break
-            j += 1
+        j = _closing_brace(text, i)
+        inner = text[i + 1 : j].strip() if j is not None else ""
+        if inner:
+            out.append((m.start(), j + 1, inner))
     return out
 
 
