@@ -112,16 +112,19 @@ def bench_dot(workers: int, target: float) -> bool:
             dot._ref_cache.clear()
             secs, wrong, timeouts = _run("dot", cases, w)
             rate = len(cases) / secs
-            mark = ""
-            if gated and w == workers:
-                passed = rate >= target and not wrong and not timeouts
-                ok = ok and passed
-                mark = "  <- gated"
-            elif wrong or timeouts:
-                ok = False
+            passed, mark = _verdict(rate, target, wrong, timeouts, gated and w == workers)
+            ok = ok and passed
             print(f"dot {name}: {len(cases)} verdicts, workers={w}: {secs:.2f}s {rate:,.0f} verdicts/s, "
                   f"wrong verdicts {len(wrong)}, timeouts {timeouts}{mark}")
     return ok
+
+
+def _verdict(rate: float, target: float, wrong, timeouts: int, gated: bool) -> tuple[bool, str]:
+    """(passed, mark): a wrong verdict or a timeout always fails; the gated row must also reach the
+    target rate."""
+    if gated:
+        return rate >= target and not wrong and not timeouts, "  <- gated"
+    return not (wrong or timeouts), ""
 
 
 # ---------------------------------------------------------------- smt
@@ -279,13 +282,8 @@ def bench_asp(workers: int, target: float) -> bool:
                 if clear:
                     asp._REF_CACHE_SIZE = size
             rate = len(cases) / secs
-            mark = ""
-            if gated and w == workers:
-                passed = rate >= target and not wrong and not timeouts
-                ok = ok and passed
-                mark = "  <- gated"
-            elif wrong or timeouts:
-                ok = False
+            passed, mark = _verdict(rate, target, wrong, timeouts, gated and w == workers)
+            ok = ok and passed
             print(f"asp {name}: {len(cases)} verdicts, workers={w}: {secs:.2f}s {rate:,.0f} verdicts/s, "
                   f"wrong verdicts {len(wrong)} {wrong[:5]}, timeouts {timeouts}{mark}; "
                   f"CPU {cpu * 1000:.1f} ms/verdict (this process + clingo children) = "

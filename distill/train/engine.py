@@ -108,12 +108,13 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     log.close()
 
     save_adapters(acc, model, run.tokenizers, outdir)
+    budgets = eval_budgets(run)
     summary = {"steps": progress.global_step, "total_steps": total, "paths": len(run.dataset), "world": world,
                **speed.summary(world), **peak_memory_gib(acc),  # training's peak (evaluation not counted)
-               "truncation": run.dataset.truncation_report(), "eval_budget": eval_budgets(run),
+               "truncation": run.dataset.truncation_report(), "eval_budget": budgets,
                "warnings": warnings}
     if cfg.eval.at_end:
-        summary["eval"] = evaluate_at_end(run)
+        summary["eval"] = evaluate_at_end(run, budgets)
     if acc.is_main_process:
         atomic_write_text(outdir / "train_summary.json", json.dumps(summary, indent=2) + "\n")
     if tracker:
@@ -157,7 +158,7 @@ def eval_budgets(run: Run) -> dict[str, int]:
     return default_budgets(run.dataset.completion_lengths())
 
 
-def evaluate_at_end(run: Run) -> dict[str, Any]:
+def evaluate_at_end(run: Run, budgets: dict[str, int]) -> dict[str, Any]:
     """Both students and their ensemble on the test rows (every rank evaluates its shard)."""
     from distill.students.evaluate import evaluate
     from distill.students.paths import load_test_rows
@@ -167,6 +168,6 @@ def evaluate_at_end(run: Run) -> dict[str, Any]:
     rows = rows[: cfg.eval.limit] if cfg.eval.limit else rows
     students = [(m.student1, run.tokenizers["s1"])] + ([(m.student2, run.tokenizers["s2"])] if m.student2 is not None else [])
     _, metrics = evaluate(students, rows, cfg.data.task, accelerator=run.accelerator, eval_bs=cfg.eval.bs,
-                          max_new_tokens=[eval_budgets(run)[k] for k in run.tokenizers], out_dir=Path(cfg.runtime.outdir) / "eval",
+                          max_new_tokens=[budgets[k] for k in run.tokenizers], out_dir=Path(cfg.runtime.outdir) / "eval",
                           synced_gpus=zero_stage(run.accelerator) == 3)
     return metrics

@@ -68,17 +68,18 @@ def check_launch_environment(environ=None) -> None:
 
 
 def check_writable(folder: Path, flag: str) -> None:
-    """``folder`` is (or can be made) a folder this process can write, checked with a real file."""
+    """``folder`` is (or can be made) a folder this process can write, checked with a real file (the
+    probe of :func:`distill.data.commit.check_writable`, which also catches a full file system)."""
+    from distill.data.commit import check_writable as check_file_writable
+
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"{flag} {folder}: exists and is not a folder")
-    probe = folder / f".distill-write-test-{os.getpid()}"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with open(probe, "wb") as fh:
-            fh.write(b"x")
-        probe.unlink()
-    except OSError as exc:
-        raise ConfigError(f"{flag} {folder}: not writable ({exc.strerror or exc})") from None
+        check_file_writable(folder / "train_summary.json")
+    except OSError as exc:  # OutputError is an OSError carrying the system's errno
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise ConfigError(f"{flag} {folder}: not writable ({reason})") from None
 
 
 def make_accelerator(cfg: TrainConfig):
