@@ -3,8 +3,8 @@
 The layers, lowest first. A module may import modules of its own layer and of lower layers, never
 of a higher one:
 
- 0 base       distill/__init__.py, errors.py, plugins.py, options.py: the package marker, DistillError and
-              ConfigError, the plug-in registries fed by entry points, typed option fields (stdlib only)
+ 0 base       distill/__init__.py, errors.py, plugins.py, options.py, progress.py: the package marker, DistillError and
+              ConfigError, the plug-in registries fed by entry points, typed option fields, progress bars (stdlib only, tqdm lazily)
  1 data       distill/data/, distill/configs/: task registry, JSONL I/O and DataError; the built-in
               train/accelerate/deepspeed config files and their finder
  2 verify     distill/verify/: answer extraction and equivalence, solvers, batch scoring in worker
@@ -45,7 +45,7 @@ PKG = ROOT / "distill"
 #: Layer name -> the modules in it: a package name covers the package and all its submodules, except
 #: ``distill`` itself, which stands for distill/__init__.py only.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("base", ("distill", "distill.errors", "distill.plugins", "distill.options")),
+    ("base", ("distill", "distill.errors", "distill.plugins", "distill.options", "distill.progress")),
     ("data", ("distill.data", "distill.configs")),
     ("verify", ("distill.verify",)),
     ("losses", ("distill.losses",)),

@@ -33,6 +33,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "posrate": ("distill.commands.posrate", "routing rates per reasoning style from router logs (calc_posrate)"),
     "eval": ("distill.commands.eval", "evaluate a trained run's students and their ensemble on a test file"),
     "bench": ("distill.commands.bench", "run the benchmark scripts of a checkout's bench/ folder"),
+    "merge": ("distill.commands.merge", "fuse a trained student's adapter into its base model; save a plain HF model"),
+    "report": ("distill.commands.report", "write a run's report.md with plots from its run folder"),
+    "data": ("distill.commands.data", "import a dataset (hub name or local files) into the JSONL schema: distill data import TASK"),
     "configs": ("distill.commands.configs", "list the built-in train/accelerate/deepspeed configs or print one's path"),
 }
 

@@ -7,6 +7,7 @@ import sys
 from types import ModuleType
 
 from distill.errors import DistillError
+from distill.progress import disable_progress
 
 
 def run_command(module: ModuleType, argv: list[str], *, prog: str, description: str | None = None) -> int:
@@ -14,7 +15,11 @@ def run_command(module: ModuleType, argv: list[str], *, prog: str, description: 
     :class:`~distill.errors.DistillError` becomes ``PROG: error: MESSAGE`` and exit 2."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     module.add_arguments(parser)
+    if not any("--no-progress" in action.option_strings for action in parser._actions):
+        parser.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     args = parser.parse_args(argv)
+    if getattr(args, "no_progress", False):
+        disable_progress()
     try:
         return int(module.run(args) or 0)
     except DistillError as exc:
