@@ -61,11 +61,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 #: Every arm, in the order of the table: the baselines first, the method (``full``) near the end.
-ARMS = ("solo1", "solo2", "separate", "routing_only", "peer_only", "full", "random_routing")
+ARMS = ("solo1", "solo2", "separate", "routing_only", "peer_only", "full", "random_routing", "full_peer_all")
+#: arms that are a recipe plus flags: ``full_peer_all`` is QR-Distill with peer teaching on every path
+#: (``--peer_scope all``), against ``full``'s default ``co_routed``: the evidence for that default.
+ARM_FLAGS: dict[str, tuple[str, tuple[str, ...]]] = {"full_peer_all": ("full", ("--peer_scope", "all"))}
 #: ``full`` against each of these (paired by seed): what each part of the method is worth.
 COMPARISONS = (("separate", "routing + peer"), ("routing_only", "peer teaching"), ("peer_only", "learned routing"),
                ("random_routing", "learned vs random routing"), ("solo1", "two students vs student 1 alone"),
-               ("solo2", "two students vs student 2 alone"))
+               ("solo2", "two students vs student 2 alone"),
+               ("full_peer_all", "peer scope co_routed (default) vs all"))
 #: Mixture (``full``) epoch time / ``separate`` epoch time must be at or below this.
 TIME_RATIO_TARGET = 0.8
 #: The style that student 1's window cannot learn (the probe's premise); its share to student 2.
@@ -417,7 +421,9 @@ def arm_command(sd: SeedData, arm: str, run_dir: Path, epochs: int, num_processe
     cfg = demo_config(sd.seed, 1, 1, sd.root)
     cfg.num_processes = num_processes
     cmd = train_command(cfg, sd.data_root, sd.m1, sd.m2, run_dir)
-    args = train_args(cmd) + ["--recipe", arm, "--epochs", str(epochs), "--seed", str(sd.seed), "--log_every", "1"]
+    recipe, flags = ARM_FLAGS.get(arm, (arm, ()))
+    args = train_args(cmd) + ["--recipe", recipe, *flags, "--epochs", str(epochs), "--seed", str(sd.seed),
+                              "--log_every", "1"]
     if num_processes > 1:
         return cmd[: cmd.index(TRAIN_MODULE) + 1] + args
     return [sys.executable, "-m", TRAIN_MODULE, *args]
@@ -439,7 +445,7 @@ def run_arm(sd: SeedData, arm: str, epochs: int, num_processes: int, threads: in
     if run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
-    routed = arm in ("routing_only", "full", "random_routing")
+    routed = ARM_FLAGS.get(arm, (arm,))[0] in ("routing_only", "full", "random_routing")
     if routed and sd.emb_cache is not None:
         shutil.copytree(sd.emb_cache, run_dir / "emb_cache", copy_function=os.link)
     env = {"ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": str(max(1, threads // num_processes)),

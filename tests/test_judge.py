@@ -57,3 +57,46 @@ def test_judge_keeps_only_sound_correct_paths(tmp_path, capsys):
         assert rc == 0 and srv.requests == asked + 5 + 1
         judged = [json.loads(x) for x in (src.with_name("test.judged.jsonl")).read_text().splitlines()]
         assert judged[3]["path_idx"] == [0]
+
+
+def _prompted(tmp_path, srv) -> tuple[list[str], "object"]:
+    src = tmp_path / "gsm8k" / "test.jsonl"
+    src.parent.mkdir(parents=True)
+    src.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    common = ["--root", str(tmp_path), "--dataset", "gsm8k", "--base-url", srv.url, "--no-progress",
+              "--retry-base", "0.01"]
+    assert main(["prompt", *common, "--n", "1", "--styles", "cot"]) == 0
+    return common, src
+
+
+def test_judge_refuses_while_another_run_holds_the_source(tmp_path, capsys):
+    """A judge run and a prompt run (which rewrites the enriched file judged) exclude each other."""
+    from distill.data.commit import SourceLock
+
+    with FakeTeacherServer(responder=responder) as srv:
+        common, src = _prompted(tmp_path, srv)
+        asked = srv.requests
+        lock = SourceLock(src, purpose="prompt")
+        try:
+            capsys.readouterr()
+            assert main(["judge", *common, "--model", "judge-m"]) == 2
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and "another run holds" in err[0], err
+            assert srv.requests == asked and not src.with_name("test.judged.jsonl").exists()
+        finally:
+            lock.release()
+        assert main(["judge", *common, "--model", "judge-m"]) == 0  # negative control: free again -> runs
+        assert srv.requests == asked + 4
+
+
+def test_judge_checks_its_outputs_are_writable_before_asking(tmp_path, capsys):
+    """A folder where the judged file must go: one line, exit 2, not one paid request."""
+    with FakeTeacherServer(responder=responder) as srv:
+        common, src = _prompted(tmp_path, srv)
+        asked = srv.requests
+        src.with_name("test.judged.jsonl").mkdir()
+        capsys.readouterr()
+        assert main(["judge", *common, "--model", "judge-m"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "test.judged.jsonl" in err[0], err
+        assert srv.requests == asked

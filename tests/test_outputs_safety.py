@@ -193,6 +193,25 @@ def test_second_run_on_same_source_is_refused_and_nothing_is_paid_twice(tmp_path
     assert rc == 2
     one_line_error(err, str(src), "another run holds", f"pid {first.pid}")
     assert all(all(r["responses"]) for r in read(src.with_name("test.enriched.jsonl")))
+    # both the refused run and the finished one leave no lock file beside the source
+    assert not list(src.parent.glob(".*.lock")), sorted(p.name for p in src.parent.iterdir())
+
+
+def test_a_released_lock_file_is_removed_and_a_stale_one_is_locked_again(tmp_path):
+    from distill.data.commit import LockedError, SourceLock
+
+    src = write_rows(tmp_path / "gsm8k" / "test.jsonl", ROWS)
+    first = SourceLock(src, purpose="prompt")
+    assert first.path.is_file()
+    with pytest.raises(LockedError, match="another run holds"):
+        SourceLock(src, purpose="judge")
+    first.release()
+    assert not first.path.exists()
+    first.path.write_text("prompt pid 999999 since long ago")  # left by a killed run: not held by anyone
+    again = SourceLock(src, purpose="regen-correct")
+    assert "regen-correct pid" in again.path.read_text()
+    again.release()
+    assert not again.path.exists()
 
 
 # -- item 4: disk full mid-run ------------------------------------------------------------------------------

@@ -90,6 +90,37 @@ def test_hub_name_on_an_offline_machine_fails_fast(monkeypatch, tmp_path):
         check_model_ref("someorg/some-model", "--model1")
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_hub_name_without_network_fails_in_seconds_not_after_hub_timeouts(monkeypatch, tmp_path):
+    """No offline flag, no network: the hub endpoint refuses the connection -> one line, at once."""
+    import socket
+    import time
+
+    from distill.students.load import check_model_ref
+
+    for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_free_port()}")  # nothing listens there
+    t0 = time.perf_counter()
+    with pytest.raises(ConfigError, match="hub cannot be reached") as err:
+        check_model_ref("someorg/some-model", "--model1")
+    assert time.perf_counter() - t0 < 5 and "\n" not in str(err.value)
+    # negative control: an endpoint that accepts connections is not reported unreachable
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.getsockname()[1]}")
+        check_model_ref("someorg/some-model", "--model1")
+
+
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory, tiny_llama, tiny_qwen2):
     """A real run that saved checkpoints after steps 1, 2 (and its epoch end)."""

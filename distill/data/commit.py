@@ -47,26 +47,27 @@ def _pid_alive(pid: int) -> bool:
 class SourceLock:
     """An exclusive ``flock`` on ``.<stem>.lock`` beside a source file, held until :meth:`release`.
 
-    The kernel drops it when the holder dies (even by ``kill -9``), so a lock never outlives its
-    run and needs no clean-up. The holder writes its pid and start time into the file for the
-    message another run shows."""
+    The kernel drops it when the holder dies (even by ``kill -9``), so a lock never blocks a later
+    run. The holder writes its pid and start time into the file for the message another run shows,
+    and removes the file on :meth:`release` (a finished or refused run leaves nothing beside the
+    source; a killed one leaves a file that the next run simply locks again). Removing a lock file
+    is safe because a run that locked a file must still find it at the path afterwards (same
+    inode); if the holder removed it in between, the run locks the new file instead."""
 
     def __init__(self, source: str | os.PathLike, *, purpose: str = "distill"):
         self.source = Path(source)
         self.path = self.source.with_name(f".{stem_of(self.source)}.lock")
-        try:
-            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-        except OSError as exc:
-            raise output_error(self.path, exc, "cannot create the run lock") from None
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        self.fd: int | None = None
+        while self.fd is None:
+            fd = self._open_and_lock()
             try:
-                holder = os.pread(self.fd, 200, 0).decode("utf-8", "replace").strip() or "unknown pid"
-            finally:
-                os.close(self.fd)
-            raise LockedError(f"{self.source}: another run holds {self.path} ({holder}); wait for it to "
-                              f"finish or stop it, then rerun (nothing was asked)") from None
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                self.fd = fd
+            else:  # the previous holder removed the file after we opened it: lock the current one
+                os.close(fd)
         try:
             os.ftruncate(self.fd, 0)
             os.pwrite(self.fd, f"{purpose} pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode(), 0)
@@ -74,8 +75,28 @@ class SourceLock:
             self.release()
             raise output_error(self.path, exc, "cannot write the run lock") from None
 
+    def _open_and_lock(self) -> int:
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise output_error(self.path, exc, "cannot create the run lock") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown pid"
+            finally:
+                os.close(fd)
+            raise LockedError(f"{self.source}: another run holds {self.path} ({holder}); wait for it to "
+                              f"finish or stop it, then rerun (nothing was asked)") from None
+        return fd
+
     def release(self) -> None:
         if self.fd is not None:
+            # still holding the lock: nobody else can have locked this inode. In a read-only folder the
+            # file stays, harmless (the next run locks it again)
+            with contextlib.suppress(FileNotFoundError, PermissionError):
+                self.path.unlink()
             os.close(self.fd)  # closing the descriptor drops the flock
             self.fd = None
 

@@ -15,6 +15,7 @@ verdict or a judge request that failed after all retries drops the path and is r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import time
@@ -132,7 +133,8 @@ def run_judge(teacher: TeacherOptions, selection: SourceSelection, *, temperatur
 
     Flags are checked and the backend built (a missing key fails here) before any file is read.
     """
-    from distill.data.jsonl import atomic_write_jsonl, correct_only, read_rows
+    from distill.data.commit import check_writable, lock_sources
+    from distill.data.jsonl import read_rows
     from distill.prompting.backend import Request
     from distill.prompting.cache import ResponseCache, cache_key
     from distill.prompting.engine import Job, run_jobs
@@ -147,12 +149,23 @@ def run_judge(teacher: TeacherOptions, selection: SourceSelection, *, temperatur
     files: list[JudgeFile] = []
     caches: list[ResponseCache] = []
     jobs: list[Job] = []
+    locks = contextlib.ExitStack()
     try:
-        for spec, path in find_enriched(selection):
+        targets = find_enriched(selection)
+        for _, path in targets:
             if not path.is_file():
                 raise DistillError(f"{path}: no such enriched file; run `distill prompt` first")
+        # the same per-source lock as `distill prompt` (which rewrites the enriched file judged here),
+        # then every output checked writable: nothing is asked that could not be saved
+        lock_sources(locks, [p for _, p in targets], purpose="judge")
+        for _, path in targets:
+            check_writable(judged_path(path))
+            check_writable(_judge_cache_path(path))
+        if summary_json:
+            check_writable(Path(summary_json))
+        for spec, path in targets:
             jf = JudgeFile(spec, path, read_rows(path, spec, enriched=True))
-            cache = ResponseCache(path.with_name(path.name.replace(".enriched.jsonl", ".judge.cache.jsonl")))
+            cache = ResponseCache(_judge_cache_path(path))
             caches.append(cache)
             for r, row in enumerate(jf.rows):
                 for i, (resp, ok) in enumerate(zip(row["responses"], row.get("correct_flags") or [])):
@@ -179,9 +192,20 @@ def run_judge(teacher: TeacherOptions, selection: SourceSelection, *, temperatur
                     await close()
 
         stats = asyncio.run(go())
+        return _write_judged(files, stats, summary_json, t0)
     finally:
         for c in caches:
             c.close()
+        locks.close()
+
+
+def _judge_cache_path(enriched: Path) -> Path:
+    return enriched.with_name(enriched.name.replace(".enriched.jsonl", ".judge.cache.jsonl"))
+
+
+def _write_judged(files: list[JudgeFile], stats, summary_json: str | Path | None, t0: float) -> JudgeReport:
+    """Keep the paths the judge accepted; write ``<stem>.judged.jsonl`` per file and the summary."""
+    from distill.data.jsonl import atomic_write_jsonl, correct_only
 
     kept = rejected = unparsed = failed = 0
     failures: list[str] = []

@@ -20,14 +20,39 @@ def check_model_ref(ref: str, flag: str) -> None:
         raise ConfigError(f"{flag} {ref}: no such model folder")
     if looks_local and not (Path(ref).expanduser() / "config.json").is_file():
         raise ConfigError(f"{flag} {ref}: not a model folder (no config.json)")
-    if not looks_local and _hub_offline() and not _in_hub_cache(ref):
-        raise ConfigError(f"{flag} {ref}: not in the local Hugging Face cache and the hub is offline "
-                          "(HF_HUB_OFFLINE): download it first or pass a local model folder")
+    if not looks_local and not _in_hub_cache(ref):
+        if _hub_offline():
+            raise ConfigError(f"{flag} {ref}: not in the local Hugging Face cache and the hub is offline "
+                              "(HF_HUB_OFFLINE): download it first or pass a local model folder")
+        problem = _hub_unreachable()
+        if problem:
+            raise ConfigError(f"{flag} {ref}: not a local folder, not in the Hugging Face cache, and the hub "
+                              f"cannot be reached ({problem}): pass a local model folder or download it first")
 
 
 def _hub_offline() -> bool:
     return any(os.environ.get(k, "").lower() in ("1", "true", "yes", "on")
                for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def _hub_unreachable(timeout: float = 3.0) -> str | None:
+    """Why the hub (``HF_ENDPOINT``, default huggingface.co) cannot be reached, or None if it can.
+
+    One TCP connect with a short time-out, so a machine without network fails in a second instead of
+    waiting for every download's retries. Behind a proxy (``HTTPS_PROXY``) the direct connect says
+    nothing, so it is skipped (None)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    if any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return None
+    url = urlsplit(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    host, port = url.hostname or "huggingface.co", url.port or (80 if url.scheme == "http" else 443)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        return f"{host}:{port}: {exc.strerror or exc}"
+    return None
 
 
 def _in_hub_cache(ref: str) -> bool:
