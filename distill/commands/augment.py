@@ -2,7 +2,10 @@
 
 ``--kind repair`` (default) writes repair pairs: each valid program corrupted by each applicable
 operator, kept only when the real solver rejects it, with its real error message; ``--kind rename``
-(ASP) writes alpha-renamed variants kept only when they keep the answer sets. The work is
+(ASP) writes alpha-renamed variants kept only when they keep the answer sets; ``--kind equiv`` (SMT,
+DOT) writes equivalence-preserving variants kept only when verified equivalent; ``--kind noise``
+adds instruction noise to the problem text; ``--kind steps`` (ASP) writes multi-turn rows, one turn
+per commented rule block. The work is
 :func:`distill.verify.formal.augment_files.augment_file`; no torch is imported.
 """
 
@@ -20,13 +23,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output JSONL (written atomically)")
     parser.add_argument("--source", type=Path, default=None, help="source rows giving the questions of a correct file")
     parser.add_argument("--seed", type=int, default=0, help="seed of the corruption / renaming choices")
-    parser.add_argument("--kind", choices=("repair", "rename"), default="repair",
-                        help="repair pairs, or (asp) verified alpha-renamed variants")
+    parser.add_argument("--kind", choices=("repair", "rename", "equiv", "noise", "steps"), default="repair",
+                        help="repair pairs; (asp) verified alpha-renamed variants; (smt, dot) verified "
+                             "equivalence-preserving variants; instruction noise on the problem text; (asp) "
+                             "multi-turn step-by-step rows from the %% comments")
+    parser.add_argument("--test-out", type=Path, default=None,
+                        help="--kind steps: where the held-out problems' rows go (with --test-share)")
+    parser.add_argument("--test-share", type=float, default=0.0,
+                        help="--kind steps: share of problems held out, whole problems only (default 0)")
     parser.add_argument("--workers", type=int, default=2, help="solver calls at a time")
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds per solver call")
     parser.add_argument("--template-baseline", action="store_true",
                         help="also report how many broken programs the deterministic template repair fixes")
-    parser.add_argument("--progress", action="store_true", help="show a progress bar")
+    parser.add_argument("--progress", action="store_true", help="(the default; --no-progress turns bars off)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
 
     report = augment_file(args.task, args.input, args.out, seed=args.seed, kind=args.kind, source=args.source,
                           workers=args.workers, timeout=args.timeout, baseline=args.template_baseline,
-                          progress=args.progress)
+                          progress=True,  # bars unless --no-progress; the summary line always
+                          test_out=args.test_out, test_share=args.test_share)
     print(report.format())
     print(f"wrote {report.written} rows to {args.out}")
     return 0

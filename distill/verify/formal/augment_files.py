@@ -13,7 +13,7 @@ from typing import Any
 from distill.verify.formal import FORMAL_TIMEOUT_S, LANGUAGES
 from distill.verify.formal.augment import Report, make_rename_rows, make_repair_pairs
 
-KINDS = ("repair", "rename")
+KINDS = ("repair", "rename", "equiv", "noise", "steps")
 
 
 def read_program_rows(path, task: str, *, source=None) -> list[dict[str, Any]]:
@@ -42,10 +42,12 @@ def read_program_rows(path, task: str, *, source=None) -> list[dict[str, Any]]:
 
 def augment_file(task: str, input, out, *, seed: int = 0, kind: str = "repair", source=None,
                  workers: int = 2, timeout: float = FORMAL_TIMEOUT_S, baseline: bool = False,
-                 progress: bool = False) -> Report:
-    """``distill augment``: read ``input``, write the repair pairs (or ASP renamed variants) to ``out``
-    atomically; returns the report (with ``baseline``, also how many broken programs
-    :func:`distill.verify.formal.repair.template_repair` fixes)."""
+                 progress: bool = False, test_out=None, test_share: float = 0.0) -> Report:
+    """``distill augment``: read ``input``, write the rows of ``kind`` to ``out`` atomically; returns the
+    report (with ``baseline``, also how many broken programs
+    :func:`distill.verify.formal.repair.template_repair` fixes). Kinds: ``repair`` pairs, ASP
+    ``rename``d variants, ``equiv`` (SMT/DOT equivalence-preserving variants), ``noise`` (instruction
+    noise), ``steps`` (ASP multi-turn rows; ``test_share`` of the problems go to ``test_out``)."""
     from distill.data.jsonl import atomic_write_jsonl
     from distill.data.tasks import get_task, is_formal
     from distill.errors import ConfigError
@@ -56,10 +58,34 @@ def augment_file(task: str, input, out, *, seed: int = 0, kind: str = "repair", 
                           f"use one of {', '.join(LANGUAGES)}")
     if kind not in KINDS:
         raise ConfigError(f"--kind {kind!r}: use one of {', '.join(KINDS)}")
-    if kind == "rename" and spec.kind != "asp":
-        raise ConfigError(f"--kind rename renames ASP variables; task {task!r} is {spec.kind!r} (use --kind repair)")
+    if kind in ("rename", "steps") and spec.kind != "asp":
+        raise ConfigError(f"--kind {kind} is for ASP programs; task {task!r} is {spec.kind!r} (use --kind repair)")
+    if kind == "equiv" and spec.kind == "asp":
+        raise ConfigError("--kind equiv is for SMT and DOT; ASP's equivalence-preserving variants are --kind rename")
+    if not 0.0 <= test_share < 1.0:
+        raise ConfigError(f"--test-share {test_share}: use a share in [0, 1)")
+    if kind == "steps" and test_share > 0 and test_out is None:
+        raise ConfigError("--test-share needs --test-out (the file the held-out problems' rows go to)")
+    from distill.data.commit import check_writable
+
+    for target in (out, test_out):
+        if target is not None:
+            check_writable(target)
     rows = read_program_rows(input, task, source=source)
-    if kind == "rename":
+    if kind in ("equiv", "noise", "steps"):
+        from distill.verify.formal import augment_variants as av
+
+        if kind == "steps":
+            split, report = av.make_step_rows(rows, seed, test_share=test_share, timeout=timeout)
+            items = split["train"]
+            if test_out is not None:
+                atomic_write_jsonl(test_out, split["test"])
+        elif kind == "equiv":
+            items, report = av.make_equiv_rows(spec.kind, rows, seed, workers=workers, timeout=timeout,
+                                               progress=progress)
+        else:
+            items, report = av.make_noise_rows(spec.kind, rows)
+    elif kind == "rename":
         items, report = make_rename_rows(rows, seed, workers=workers, timeout=timeout, progress=progress)
     else:
         items, report = make_repair_pairs(spec.kind, rows, seed, workers=workers, timeout=timeout,
