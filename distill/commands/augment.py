@@ -23,10 +23,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output JSONL (written atomically)")
     parser.add_argument("--source", type=Path, default=None, help="source rows giving the questions of a correct file")
     parser.add_argument("--seed", type=int, default=0, help="seed of the corruption / renaming choices")
-    parser.add_argument("--kind", choices=("repair", "rename", "equiv", "noise", "steps"), default="repair",
+    parser.add_argument("--kind", choices=("repair", "rename", "equiv", "noise", "steps", "paraphrase"),
+                        default="repair",
                         help="repair pairs; (asp) verified alpha-renamed variants; (smt, dot) verified "
                              "equivalence-preserving variants; instruction noise on the problem text; (asp) "
-                             "multi-turn step-by-step rows from the %% comments")
+                             "multi-turn step-by-step rows from the %% comments; tone paraphrases of the problem "
+                             "text by the teacher, kept when every number and name survives")
+    teacher = parser.add_argument_group("--kind paraphrase (the teacher)")
+    teacher.add_argument("--tones", default="formal,casual,terse", help="comma list (default formal,casual,terse)")
+    teacher.add_argument("--backend", default="openai", help="teacher backend (default openai)")
+    teacher.add_argument("--model", default="gpt-4o-mini", help="teacher model (default gpt-4o-mini)")
+    teacher.add_argument("--base-url", default=None, help="OpenAI-compatible server URL")
+    teacher.add_argument("--concurrency", type=int, default=16, help="requests in flight (default 16)")
+    teacher.add_argument("--request-timeout", type=float, default=60.0, help="seconds per request (default 60)")
+    teacher.add_argument("--max-attempts", type=int, default=6, help="tries per request (default 6)")
+    teacher.add_argument("--retry-base", type=float, default=1.0, help="first backoff in seconds (default 1)")
+    teacher.add_argument("--temperature", type=float, default=0.7, help="sampling temperature (default 0.7)")
     parser.add_argument("--test-out", type=Path, default=None,
                         help="--kind steps: where the held-out problems' rows go (with --test-share)")
     parser.add_argument("--test-share", type=float, default=0.0,
@@ -40,6 +52,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from distill.verify.formal.augment_files import augment_file
+
+    if args.kind == "paraphrase":
+        from distill.prompting.paraphrase import paraphrase_file
+        from distill.prompting.transport import TeacherOptions
+
+        teacher = TeacherOptions(backend=args.backend, model=args.model, base_url=args.base_url,
+                                 concurrency=args.concurrency, request_timeout=args.request_timeout,
+                                 max_attempts=args.max_attempts, retry_base=args.retry_base)
+        report = paraphrase_file(args.task, args.input, args.out, teacher, args.tones.split(","), source=args.source,
+                                 temperature=args.temperature)
+        print(report.format())
+        print(f"wrote {report.kept} rows to {args.out}")
+        return 1 if report.failed else 0
 
     report = augment_file(args.task, args.input, args.out, seed=args.seed, kind=args.kind, source=args.source,
                           workers=args.workers, timeout=args.timeout, baseline=args.template_baseline,
