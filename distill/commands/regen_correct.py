@@ -23,13 +23,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=None,
                         help="hard per-path verification timeout, seconds (default 5; 22 for smt, asp and dot, "
                              "whose verification makes several solver calls)")
-    parser.add_argument("--progress", action="store_true", help="show a progress bar")
+    parser.add_argument("--progress", action="store_true", help="(the default; --no-progress turns bars off)")
 
 
 def run(args: argparse.Namespace) -> int:
     from distill.verify.regen import regen_correct
 
     report = regen_correct(root=args.root, input=args.input, dataset=args.dataset, workers=args.workers,
-                           timeout=args.timeout, progress=args.progress)
+                           timeout=args.timeout, progress=True)  # bars unless --no-progress; the summary line always
     print(report.format())
     return 0

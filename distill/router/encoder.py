@@ -48,8 +48,10 @@ class PathEmbedder:
     """``embed(texts) -> Tensor[N, D]`` (float32, CPU, unit-norm rows), cached on disk."""
 
     def __init__(self, name_or_path: str = DEFAULT_ENCODER, cache_dir: str | os.PathLike | None = None,
-                 *, device: str | torch.device = "cpu", batch_size: int = 64, max_length: int = 256):
+                 *, device: str | torch.device = "cpu", batch_size: int = 64, max_length: int = 256,
+                 progress: bool = True):
         self.name_or_path = name_or_path
+        self.progress = progress  # a bar (rate, ETA) and a one-line summary on stderr when texts get encoded
         self.model_path = resolve_encoder(name_or_path)
         self.device = torch.device(device)
         self.batch_size = int(batch_size)
@@ -113,8 +115,15 @@ class PathEmbedder:
 
     @torch.no_grad()
     def _encode(self, texts: list[str]) -> torch.Tensor:
+        import sys
+        import time
+
+        from distill.progress import progress_bar
+
         self._load()
         outs = []
+        start = time.perf_counter()
+        bar = progress_bar(len(texts), "embed paths", unit="path", enabled=self.progress)
         for i in range(0, len(texts), self.batch_size):
             enc = self._tok(texts[i:i + self.batch_size], padding=True, truncation=True,
                             max_length=self.max_length, return_tensors="pt").to(self.device)
@@ -122,7 +131,13 @@ class PathEmbedder:
             m = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)
             outs.append(torch.nn.functional.normalize(pooled.float(), dim=-1).cpu())
+            bar.update(len(outs[-1]))
+        bar.close()
         self.encoded_count += len(texts)
+        if self.progress:
+            wall = time.perf_counter() - start
+            print(f"embed paths: {len(texts)} new paths encoded in {wall:.1f} s ({len(texts) / max(wall, 1e-9):.1f} "
+                  f"paths/s; {len(self._mem)} already cached)", file=sys.stderr)
         return torch.cat(outs)
 
     def embed(self, texts: Sequence[str]) -> torch.Tensor:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from distill.train.checkpoint import Checkpointer, Progress, save_adapters
 from distill.train.config import TrainConfig
 from distill.train.metrics import (STARVED_SHARE, MetricsLog, Throughput, peak_memory_gib, route_shares,
                                    router_log_rows)
+from distill.train.report import write_report_safely
 from distill.train.setup import Run, setup_run, validate_inputs, zero_stage
 
 #: Test hook: ``DISTILL_FAULT_AT_STEP=N`` hard-kills the process (``os._exit``) right after
@@ -37,7 +39,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     """Run one training job end to end; returns the summary also written to ``train_summary.json``."""
     examples = validate_inputs(cfg)
     from accelerate.utils import gather_object
-    from tqdm.auto import tqdm
+
+    from distill.progress import progress_bar
 
     run = setup_run(cfg, examples)
     acc, model, optimizer, scheduler = run.accelerator, run.model, run.optimizer, run.scheduler
@@ -50,8 +53,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     if tracker:
         acc.init_trackers("distill", config={k: v for k, v in cfg.to_flat().items()
                                              if isinstance(v, (int, float, str, bool))})
-    bar = tqdm(total=total, initial=progress.global_step, disable=not acc.is_main_process, desc="train",
-               dynamic_ncols=True)
+    bar = progress_bar(total, "train", unit="step", initial=progress.global_step, enabled=acc.is_main_process)
     log = MetricsLog(acc, outdir / "metrics.jsonl", grad_accum=cfg.optim.grad_accum,
                      log_every=cfg.runtime.log_every, total_steps=total, tracker=tracker, bar=bar)
     speed = Throughput()
@@ -117,10 +119,25 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         summary["eval"] = evaluate_at_end(run, budgets)
     if acc.is_main_process:
         atomic_write_text(outdir / "train_summary.json", json.dumps(summary, indent=2) + "\n")
+        report = write_report_safely(outdir)  # report.md + PNGs; a failure is one warning line, the run stays done
+        print(_summary_line(summary, speed) + (f"; report {report}" if report else ""), file=sys.stderr)
     if tracker:
         acc.end_training()
     acc.wait_for_everyone()
     return summary
+
+
+def _summary_line(summary: dict[str, Any], speed: Throughput) -> str:
+    """The training stage's one line (steps this run, wall time, rate, tokens/s, ensemble accuracy)."""
+    wall = sum(speed.step_times)
+    line = f"train: {len(speed.step_times)} steps in {wall:.1f} s"
+    if speed.step_times:
+        line += f" ({len(speed.step_times) / max(wall, 1e-9):.2f} steps/s"
+        line += f", {summary['tokens_per_s']:.0f} tokens/s)" if "tokens_per_s" in summary else ")"
+    line += f"; {summary['steps']}/{summary['total_steps']} steps done"
+    if isinstance(summary.get("eval"), dict) and isinstance(summary["eval"].get("acc_ensemble"), (int, float)):
+        line += f"; ensemble accuracy {summary['eval']['acc_ensemble']:.1%}"
+    return line
 
 
 def _collapse_warnings(run: Run, rows: list[dict[str, Any]], epoch: int) -> list[str]:

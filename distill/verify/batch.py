@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -121,9 +122,9 @@ def score_batch(task: str, items: list[tuple[str, dict]], *, workers: int | None
     ]
     bar = None
     if progress:
-        from tqdm import tqdm
+        from distill.progress import progress_bar
 
-        bar = tqdm(total=len(items), desc=f"verify {task}", unit="path")
+        bar = progress_bar(len(items), f"verify {task}", unit="path")
     try:
         with _LOCK:
             pool = _get_pool(size)
@@ -135,4 +136,14 @@ def score_batch(task: str, items: list[tuple[str, dict]], *, workers: int | None
     finally:
         if bar is not None:
             bar.close()
-    return BatchResult(verdicts, timeouts, time.perf_counter() - start, errors, solver_timeouts)
+    result = BatchResult(verdicts, timeouts, time.perf_counter() - start, errors, solver_timeouts)
+    if progress:  # the stage's one line, also when bars are off (--no-progress)
+        print(summary_line(task, result), file=sys.stderr)
+    return result
+
+
+def summary_line(task: str, result: BatchResult) -> str:
+    """``verify TASK: N paths in S s (R paths/s); C correct, T timeouts, E worker errors``."""
+    n = len(result.verdicts)
+    return (f"verify {task}: {n} paths in {result.seconds:.1f} s ({n / max(result.seconds, 1e-9):.1f} paths/s); "
+            f"{result.correct} correct, {result.timeouts} timeouts, {result.errors} worker errors")

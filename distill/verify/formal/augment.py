@@ -131,10 +131,24 @@ def _programs(language: str, row: dict[str, Any]) -> list[str]:
 
 
 def _progress(it, total: int, desc: str, show: bool):
+    """``it`` under a progress bar (rate, ETA) when ``show``; then one summary line on stderr."""
     if not show:
-        return it
-    from tqdm import tqdm
-    return tqdm(it, total=total, desc=desc)
+        yield from it
+        return
+    import sys
+    import time
+
+    from distill.progress import progress_bar
+
+    start, done = time.perf_counter(), 0
+    with progress_bar(total, desc, unit="program") as bar:
+        for x in it:
+            done += 1
+            bar.update(1)
+            yield x
+    wall = time.perf_counter() - start
+    print(f"{desc}: {done} programs checked in {wall:.1f} s ({done / max(wall, 1e-9):.1f} programs/s)",
+          file=sys.stderr)
 
 
 def make_repair_pairs(language: str, rows: Iterable[dict[str, Any]], seed: int = 0, *,
