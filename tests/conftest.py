@@ -89,3 +89,12 @@ def demo_students(tmp_path):
         return rows, teacher, m1, m2, load_tokenizer(m1), load_tokenizer(m2)
 
     return build
+
+
+@pytest.fixture(autouse=True)
+def _progress_switch_per_test(monkeypatch):
+    """``--no-progress`` sets ``DISTILL_NO_PROGRESS`` for the whole process (so child processes inherit it):
+    keep that to the test whose command passed it, or every later test's progress bars would be off."""
+    from distill.progress import NO_PROGRESS_ENV
+
+    monkeypatch.setenv(NO_PROGRESS_ENV, "0")  # "0" = bars on; restored to the outer value after the test

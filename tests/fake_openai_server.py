@@ -20,6 +20,12 @@ requests form a backlog that delays every later one. ``generated`` counts answer
 reason (OpenAI ``finish_reason``; for Gemini ``length`` is sent as ``MAX_TOKENS``), and
 ``truncate_at`` cuts their text to that many characters, as a token limit would.
 
+Usage: ``prompt_tokens`` is the prompt's word count and ``completion_tokens`` the answer's.
+``cached_tokens=K`` also reports ``min(K, prompt_tokens)`` of the prompt as served from the
+provider's prompt cache (OpenAI ``usage.prompt_tokens_details.cached_tokens``, Gemini
+``cachedContentTokenCount``); ``thoughts_tokens=T`` adds Gemini's ``thoughtsTokenCount``.
+Without them the usage is sent as before (no details).
+
 Standalone: ``python tests/fake_openai_server.py --latency 1.0`` prints ``PORT <n>``
 and serves until killed; ``GET /stats`` returns the counters as JSON.
 """
@@ -57,8 +63,11 @@ class FakeTeacherServer:
     def __init__(self, *, latency: float = 0.0, responder: Responder | None = None,
                  faults: list[tuple[str, list[str]]] | None = None, retry_after: float = 0.2,
                  hang_s: float = 30.0, port: int = 0, serial: bool = False,
-                 finish_reasons: list[tuple[str, str]] | None = None, truncate_at: int | None = None):
+                 finish_reasons: list[tuple[str, str]] | None = None, truncate_at: int | None = None,
+                 cached_tokens: int | None = None, thoughts_tokens: int | None = None):
         self.latency = latency
+        self.cached_tokens = cached_tokens
+        self.thoughts_tokens = thoughts_tokens
         self.serial = serial
         self.finish_reasons = list(finish_reasons or [])
         self.truncate_at = truncate_at
@@ -142,18 +151,26 @@ class FakeTeacherServer:
                     if finish == "length" and outer.truncate_at is not None:
                         text = text[:outer.truncate_at]
                     pt, ct = len(prompt.split()), len(text.split())
+                    cached = None if outer.cached_tokens is None else min(outer.cached_tokens, pt)
                     if gemini:
                         g_finish = {"stop": "STOP", "length": "MAX_TOKENS"}.get(finish, finish.upper())
+                        um = {"promptTokenCount": pt, "candidatesTokenCount": ct,
+                              "totalTokenCount": pt + ct + (outer.thoughts_tokens or 0)}
+                        if cached is not None:
+                            um["cachedContentTokenCount"] = cached
+                        if outer.thoughts_tokens is not None:
+                            um["thoughtsTokenCount"] = outer.thoughts_tokens
                         payload = {"candidates": [{"content": {"role": "model", "parts": [{"text": text}]},
                                                    "finishReason": g_finish, "index": 0}],
-                                   "usageMetadata": {"promptTokenCount": pt, "candidatesTokenCount": ct,
-                                                     "totalTokenCount": pt + ct}}
+                                   "usageMetadata": um}
                     else:
                         payload = {"id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
                                    "model": model,
                                    "choices": [{"index": 0, "finish_reason": finish,
                                                 "message": {"role": "assistant", "content": text}}],
                                    "usage": {"prompt_tokens": pt, "completion_tokens": ct, "total_tokens": pt + ct}}
+                        if cached is not None:
+                            payload["usage"]["prompt_tokens_details"] = {"cached_tokens": cached}
                     self._send(200, json.dumps(payload).encode())
                     if kind != "empty":
                         with outer.lock:

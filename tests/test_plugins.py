@@ -45,7 +45,7 @@ def test_demo_task_and_backend_are_entry_points_not_builtins():
     assert TASKS._entry_points()["arith"].value == "distill.demo.synthetic:TASK_SPEC"
     assert BACKENDS._entry_points()["scripted"].value == "distill.demo.teacher:scripted_backend"
     assert get_task("arith").kind == "math" and "arith" in task_names()
-    assert backend_names()[:3] == ["openai", "gemini", "scripted"]
+    assert backend_names()[:5] == ["openai", "gemini", "openai-batch", "reference", "scripted"]
     # lazily: a built-in lookup never imports the demo; the first lookup of arith does
     assert _py("import sys; from distill.data.tasks import get_task; get_task('gsm8k'); "
                "from distill.prompting.backends import get_backend; "
@@ -57,7 +57,7 @@ def test_demo_task_and_backend_are_entry_points_not_builtins():
 def test_unknown_names_list_builtins_and_plugins():
     with pytest.raises(UnknownTaskError, match=r"valid tasks: .*arith.*gsm8k"):
         get_task("gsm9k")
-    with pytest.raises(ConfigError, match="valid backends: openai, gemini, scripted"):
+    with pytest.raises(ConfigError, match="valid backends: openai, gemini, openai-batch, reference, scripted"):
         get_backend("nope")
 
 
@@ -115,4 +115,4 @@ def test_entry_points_load_lazily_by_name_and_a_broken_one_is_reported():
 
 def test_prompt_help_lists_plugin_backends():
     out = subprocess.run([sys.executable, "-m", "distill.commands", "prompt", "--help"], capture_output=True, text=True)
-    assert out.returncode == 0 and "openai | gemini | scripted" in out.stdout
+    assert out.returncode == 0 and "openai | gemini | openai-batch | reference | scripted" in out.stdout

@@ -36,6 +36,12 @@ def add_transport_arguments(parser: argparse.ArgumentParser, *, default_model: s
     parser.add_argument("--seed", type=int, default=0, help="scripted backend: seed (default 0)")
     parser.add_argument("--wrong-rate", type=float, default=0.2,
                         help="scripted backend: share of wrong answers (default 0.2)")
+    parser.add_argument("--batch-dir", type=Path, default=None,
+                        help="openai-batch: folder of the batch state a rerun resumes (default <root>/.openai-batch)")
+    parser.add_argument("--batch-poll", type=float, default=30.0,
+                        help="openai-batch: seconds between batch status polls (default 30)")
+    parser.add_argument("--batch-size", type=int, default=50_000,
+                        help="openai-batch: most requests per batch (default 50000, the API's limit)")
 
 
 def teacher_options(args: argparse.Namespace):
@@ -44,7 +50,10 @@ def teacher_options(args: argparse.Namespace):
     return TeacherOptions(backend=args.backend, model=args.model, base_url=args.base_url,
                           concurrency=args.concurrency, request_timeout=args.request_timeout,
                           max_attempts=args.max_attempts, retry_base=args.retry_base,
-                          max_retry_delay=args.max_retry_delay, seed=args.seed, wrong_rate=args.wrong_rate)
+                          max_retry_delay=args.max_retry_delay, seed=args.seed, wrong_rate=args.wrong_rate,
+                          batch_dir=str(args.batch_dir or (args.input.parent if args.input else Path(args.root))
+                                        / ".openai-batch"),
+                          batch_poll=args.batch_poll, batch_size=args.batch_size)
 
 
 def source_selection(args: argparse.Namespace):

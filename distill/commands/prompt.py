@@ -6,9 +6,15 @@ Examples::
     distill prompt --root ./data --dataset all --backend openai --base-url http://localhost:8000/v1 \\
         --model Qwen/Qwen2.5-7B-Instruct --concurrency 64
     distill prompt --root ./data --dataset arith --backend scripted --model scripted
+    distill prompt --root ./data --dataset gsm8k --model gpt-4o-mini --max-spend 2.50 --resample-unsolved 2
+    distill prompt --root ./data --dataset gsm8k --base-url http://localhost:8000/v1 --model my-model \\
+        --price-in 0.20 --price-out 0.80 --max-spend 1
 
 Outputs beside each source ``<stem>.jsonl``: ``<stem>.enriched.jsonl``, ``<stem>.correct.jsonl``
 and the answer cache ``<stem>.cache.jsonl`` (a rerun re-asks only what is not in it).
+The summary counts tokens billed in this run and what the cached answers cost when asked; with
+prices (flags, or the built-in table for common models) it shows the cost. Exit status 1 when a
+path failed or --max-spend stopped the run (its last line says how many paths were not asked).
 API keys come from the environment only (OPENAI_API_KEY, GOOGLE_API_KEY / GEMINI_API_KEY).
 The work is :func:`distill.prompting.pipeline.run_prompting`.
 """
@@ -33,6 +39,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="YAML/JSON file {name: template with {core}} adding or replacing styles")
     parser.add_argument("--temperature", type=float, default=0.7, help="sampling temperature (default 0.7)")
     parser.add_argument("--max-tokens", type=int, default=1024, help="max completion tokens (default 1024)")
+    cost = parser.add_argument_group("cost control")
+    cost.add_argument("--price-in", type=float, default=None, metavar="USD",
+                      help="USD per million prompt tokens (with --price-out; default: the built-in table for "
+                           "common models, else tokens only)")
+    cost.add_argument("--price-out", type=float, default=None, metavar="USD",
+                      help="USD per million completion tokens")
+    cost.add_argument("--price-cached", type=float, default=None, metavar="USD",
+                      help="USD per million prompt tokens served from the provider's prompt cache "
+                           "(default: --price-in, or the table's)")
+    cost.add_argument("--max-spend", type=float, default=None, metavar="USD",
+                      help="stop sending requests before this run's estimated spend would pass USD (needs a price); "
+                           "each request reserves its worst case (prompt bytes + --max-tokens)")
+    cost.add_argument("--resample-unsolved", type=int, default=0, metavar="K",
+                      help="after the first pass, ask questions with no verified path again (new sample "
+                           "indices), up to K rounds (default 0)")
+    cost.add_argument("--resample-styles", default=None, metavar="A,B",
+                      help="styles of the resampling rounds, one path each per round (default: --styles)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,6 +63,9 @@ def run(args: argparse.Namespace) -> int:
 
     report = run_prompting(teacher_options(args), source_selection(args), n=args.n, styles=args.styles,
                            styles_file=args.styles_file, temperature=args.temperature, max_tokens=args.max_tokens,
-                           progress=not args.no_progress, summary_json=args.summary_json)
+                           progress=not args.no_progress, summary_json=args.summary_json,
+                           price_in=args.price_in, price_out=args.price_out, price_cached=args.price_cached,
+                           max_spend=args.max_spend, resample_unsolved=args.resample_unsolved,
+                           resample_styles=args.resample_styles)
     print(report.format())
-    return 1 if report.stats.failed else 0
+    return 1 if report.stats.failed or report.cap_reached else 0

@@ -10,8 +10,11 @@ Modules, one job each:
   (``register_backend`` or the ``distill.backends`` entry points; the demo's ``scripted`` is one).
 - :mod:`.transport` / :mod:`.sources` -- backend and transport options; which source files a run reads.
 - :mod:`.cache` -- append-only durable answer cache (``<stem>.cache.jsonl``).
-- :mod:`.retry` / :mod:`.limit` / :mod:`.engine` -- backoff policy, the adaptive (AIMD) in-flight
-  limit and the async engine (one global in-flight limit, every fault retried, failures recorded).
+- :mod:`.retry` / :mod:`.limit` / :mod:`.engine` / :mod:`.stats` -- backoff policy, the adaptive (AIMD)
+  in-flight limit and the async engine (one global in-flight limit, every fault retried, failures
+  recorded, token usage counted); its run statistics and progress line.
+- :mod:`.cost` -- prices (flags or a dated table), token usage sums, the ``--max-spend`` cap;
+  :mod:`.resample` -- ``--resample-unsolved`` rounds.
 - :mod:`.planning` / :mod:`.stages` / :mod:`.summary` -- a ``distill prompt`` run's settings and jobs;
   its preflight and output stages (locks, verification, enriched/correct files); its report.
 - :mod:`.pipeline` -- the whole command, ``run_prompting`` (``distill prompt``), from those pieces.

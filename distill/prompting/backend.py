@@ -18,6 +18,10 @@ from distill.errors import DistillError
 class Completion:
     """One teacher answer with the token counts the server reported (0 if unknown).
 
+    ``cached_tokens`` is the part of ``prompt_tokens`` the provider served from its prompt cache
+    (OpenAI ``usage.prompt_tokens_details.cached_tokens``, Gemini ``cached_content_token_count``),
+    billed at the cached-input price; ``completion_tokens`` includes reasoning/thinking tokens.
+
     ``finish_reason`` is the API's reason for stopping, normalised to the OpenAI names
     (``stop``, ``length`` = cut by the token limit, ``content_filter``, ...; None if unknown).
     A ``length`` answer is kept for analysis but never counted correct: its last number is
@@ -28,6 +32,7 @@ class Completion:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     finish_reason: str | None = None
+    cached_tokens: int = 0
 
 
 @dataclass
@@ -63,12 +68,14 @@ class Backend(Protocol):
 class RetryableError(Exception):
     """A transient fault (429, 5xx, timeout, malformed/empty body): retry with backoff.
 
-    ``retry_after`` is the server's requested wait in seconds, if it sent one.
+    ``retry_after`` is the server's requested wait in seconds, if it sent one; ``usage`` the token
+    counts of an answer that came back but is unusable (it was paid for all the same).
     """
 
-    def __init__(self, message: str, retry_after: float | None = None):
+    def __init__(self, message: str, retry_after: float | None = None, usage: Completion | None = None):
         super().__init__(message)
         self.retry_after = retry_after
+        self.usage = usage
 
 
 class RequestTimedOut(RetryableError):
@@ -79,7 +86,12 @@ class RequestTimedOut(RetryableError):
 
 class RequestRejected(Exception):
     """The server refused this one request for good (e.g. 400: prompt too long): no retry,
-    the path is recorded as failed with this message."""
+    the path is recorded as failed with this message. ``usage``: tokens it was billed anyway
+    (an empty answer cut at the token limit)."""
+
+    def __init__(self, message: str, usage: Completion | None = None):
+        super().__init__(message)
+        self.usage = usage
 
 
 #: Why a path failed when the token limit ran out before the model wrote any answer text (a model

@@ -8,7 +8,9 @@ is re-terminated before new appends. A record that cannot be used (edited by han
 ``text``, a non-string answer, bad JSON) is skipped and reported, and its answer asked again.
 A write that fails part-way (full disk) is truncated away: a record counts only when whole.
 ``fsync`` runs at most every ``fsync_every`` seconds and on close, which bounds loss on power
-failure without paying a disk flush per request.
+failure without paying a disk flush per request. Each record keeps the answer's token usage
+(``prompt_tokens``, ``completion_tokens``, ``cached_tokens``), so a rerun reports what its cached
+answers cost when they were asked.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def _parse_record(line: bytes) -> tuple[dict[str, Any] | None, str | None]:
         return None, "no 'text'" if text is None else f"'text' is {type(text).__name__}, not a string"
     if not text.strip():
         return None, "'text' is empty"
-    for f in ("prompt_tokens", "completion_tokens"):
+    for f in ("prompt_tokens", "completion_tokens", "cached_tokens"):
         v = rec.get(f, 0)
         if not isinstance(v, int) or isinstance(v, bool) or v < 0:
             return None, f"{f!r} is not a count"

@@ -10,27 +10,36 @@ The in-flight limit adapts (:class:`~distill.prompting.limit.AdaptiveLimit`, AIM
 limiters do; see :mod:`distill.prompting.limit` for why): a time-out (or an answer that took most of
 the time-out) halves the limit, each prompt answer adds one back up to ``concurrency``, and a request
 that timed out is retried with twice its time-out (up to ``max_request_timeout``).
+
+Token usage is counted per attempt (an unusable answer the server billed counts too) and, for answers
+served from the cache, as the cache recorded it (:class:`RunStats` ``from_cache``). With a
+:class:`~distill.prompting.cost.SpendCap` every attempt first reserves its worst-case cost; once one no
+longer fits, nothing more is sent: the requests in flight finish and the rest are marked not asked.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-import sys
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from distill.errors import ConfigError
+from distill.progress import progress_bar
 from distill.prompting.backend import (
     Backend, Completion, FatalBackendError, Request, RequestRejected, RequestTimedOut, RetryableError,
 )
 from distill.prompting.cache import ResponseCache
+from distill.prompting.cost import Prices, SpendCap, Usage
 from distill.prompting.limit import AdaptiveLimit
 from distill.prompting.retry import RetryPolicy
+from distill.prompting.stats import RunStats, progress_text
 
 __all__ = ["AdaptiveLimit", "Job", "RunStats", "run_jobs"]
+
+#: the error of a path the ``--max-spend`` cap kept from being asked
+NOT_ASKED = "not asked: the --max-spend cap was reached"
 
 
 @dataclass
@@ -46,49 +55,13 @@ class Job:
     attempts: int = 0
     from_cache: bool = False
     timeout: float | None = None  # this job's current per-attempt time-out (None: the run's base)
+    spent: Usage = field(default_factory=Usage)  # tokens this run's attempts were billed (cache hits: none)
+    skipped: bool = False  # never answered because the --max-spend cap was reached (``error`` says so)
+    verdict: Any = None  # the verifier's Verdict once scored (set by the prompt pipeline)
 
     @property
     def ok(self) -> bool:
         return self.completion is not None
-
-
-@dataclass
-class RunStats:
-    """What the run cost and how it went (printed as the summary)."""
-
-    jobs: int = 0
-    cached: int = 0
-    requests: int = 0  # HTTP attempts actually sent
-    retries: int = 0
-    completed: int = 0  # answered in this run
-    failed: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    request_wall_s: float = 0.0  # first dispatch -> last answer (start-up and verification excluded)
-    errors: Counter = field(default_factory=Counter)  # fault kind -> count (all attempts)
-    timeouts: int = 0  # attempts that got no answer within their time-out
-    concurrency: int = 0  # the in-flight limit asked for (--concurrency)
-    min_limit: int = 0  # the lowest the adaptive in-flight limit went
-    final_limit: int = 0
-    max_timeout_used: float = 0.0  # the longest per-attempt time-out given (raised for retried time-outs)
-
-    def as_dict(self) -> dict[str, Any]:
-        d = {k: getattr(self, k) for k in ("jobs", "cached", "requests", "retries", "completed", "failed",
-                                             "prompt_tokens", "completion_tokens", "timeouts")}
-        d["request_wall_s"] = round(self.request_wall_s, 3)
-        d["errors"] = dict(self.errors)
-        d["in_flight_limit"] = {"max": self.concurrency, "min": self.min_limit, "final": self.final_limit}
-        d["max_request_timeout_s"] = round(self.max_timeout_used, 3)
-        return d
-
-    def adaptation_note(self) -> str | None:
-        """One summary line when the engine had to slow down (None when it never did)."""
-        if not self.timeouts and self.min_limit >= self.concurrency:
-            return None
-        return (f"slow teacher: {self.timeouts} time-outs; in-flight limit went down to {self.min_limit} "
-                f"(of --concurrency {self.concurrency}, {self.final_limit} at the end), retried time-outs waited "
-                f"up to {self.max_timeout_used:g} s; a server that answers one request at a time wants a lower "
-                "--concurrency or a higher --request-timeout")
 
 
 def _fault_kind(exc: BaseException) -> str:
@@ -108,6 +81,8 @@ async def run_jobs(
     seed: int | None = None,
     adaptive: bool = True,
     max_request_timeout: float | None = None,
+    prices: Prices | None = None,
+    budget: SpendCap | None = None,
 ) -> RunStats:
     """Fill every job from the cache or the backend. Failed jobs keep ``error`` set.
 
@@ -115,7 +90,8 @@ async def run_jobs(
     ``concurrency`` and doubles a timed-out request's time-out for its retry, up to
     ``max_request_timeout`` (default 8 x ``request_timeout``); ``adaptive=False`` keeps both fixed.
     Raises :class:`FatalBackendError` (after stopping all workers) if the backend says
-    every request will fail.
+    every request will fail. ``prices`` (or the ``budget``'s) put the cost in the progress line;
+    ``budget`` caps the spend (paths it keeps from being asked get ``skipped`` and ``NOT_ASKED``).
     """
     if max_request_timeout is None:
         max_request_timeout = 8 * request_timeout
@@ -128,9 +104,12 @@ async def run_jobs(
         rec = job.cache.get(job.key)
         if rec is not None:
             job.completion = Completion(rec["text"], rec.get("prompt_tokens", 0), rec.get("completion_tokens", 0),
-                                        finish_reason=rec.get("finish_reason"))  # absent in old records
+                                        finish_reason=rec.get("finish_reason"),  # absent in old records
+                                        cached_tokens=rec.get("cached_tokens", 0))
             job.from_cache = True
             stats.cached += 1
+            stats.from_cache.add(job.completion.prompt_tokens, job.completion.completion_tokens,
+                                 job.completion.cached_tokens)
         else:
             todo.append(job)
     if not todo:
@@ -148,92 +127,115 @@ async def run_jobs(
 
     limiter = AdaptiveLimit(max(1, concurrency), request_timeout)
 
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(jobs), initial=stats.cached, desc=desc, unit="path", file=sys.stderr,
-                   dynamic_ncols=True, mininterval=0.5)
+    bar = progress_bar(len(jobs), desc, unit="path", enabled=progress, initial=stats.cached)
+    if budget is not None:
+        prices = budget.prices
 
     def postfix(refresh: bool = False) -> None:
-        if bar is not None:
-            slow = (f" in-flight<={limiter.limit}/{concurrency} timeouts={stats.timeouts}"
-                    if stats.timeouts or limiter.limit < concurrency else "")
-            bar.set_postfix_str(
-                f"ok={stats.cached + stats.completed} failed={stats.failed} retries={stats.retries} "
-                f"tok={stats.prompt_tokens}+{stats.completion_tokens}{slow}", refresh=refresh)
+        bar.set_postfix_str(progress_text(stats, limiter.limit, concurrency, prices, budget), refresh=refresh)
 
     def finish(job: Job) -> None:
         nonlocal remaining
         remaining -= 1
-        if bar is not None:
-            bar.update(1)
-            postfix()
+        bar.update(1)
+        postfix()
         if remaining == 0:
             all_done.set()
+
+    def skip(job: Job) -> None:
+        job.skipped, job.error = True, NOT_ASKED
+        stats.not_asked += 1
+        finish(job)
+
+    def bill(job: Job, usage: Completion | None) -> None:
+        if usage is not None:
+            job.spent.add(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens)
+            stats.prompt_tokens += usage.prompt_tokens
+            stats.completion_tokens += usage.completion_tokens
+            stats.cached_tokens += usage.cached_tokens
+            stats.billed += 1
 
     async def worker() -> None:
         while True:
             job = await queue.get()
-            job.attempts += 1
-            if job.timeout is None:
-                job.timeout = request_timeout
-            job.request.timeout = job.timeout
-            stats.max_timeout_used = max(stats.max_timeout_used, job.timeout)
-            sent_at = await limiter.acquire()
-            stats.requests += 1
+            reservation = None
+            if budget is not None:
+                reservation = await budget.reserve(job.request.prompt, job.request.max_tokens)
+                if reservation is None:
+                    skip(job)
+                    continue
+            usage: Completion | None = None
+            timed_out = False
             try:
+                job.attempts += 1
+                if job.timeout is None:
+                    job.timeout = request_timeout
+                job.request.timeout = job.timeout
+                stats.max_timeout_used = max(stats.max_timeout_used, job.timeout)
+                sent_at = await limiter.acquire()
+                stats.requests += 1
                 try:
-                    async with asyncio.timeout(job.timeout):
-                        comp = await backend.complete(job.request)
-                finally:
-                    await limiter.release()
-                if not isinstance(comp, Completion) or not comp.text or not comp.text.strip():
-                    raise RetryableError("empty: the backend returned no text")
-            except (RetryableError, TimeoutError) as exc:
-                if isinstance(exc, TimeoutError):
-                    exc = RequestTimedOut(f"timeout: no answer within {job.timeout:g} s")
-                if isinstance(exc, RequestTimedOut):
-                    stats.timeouts += 1
-                    if adaptive:
-                        limiter.on_timeout(sent_at)
-                        stats.min_limit = min(stats.min_limit, limiter.limit)
-                        # the abandoned attempt is likely still queued on the server: give the retry longer
-                        job.timeout = min(max_request_timeout, job.timeout * 2)
-                    postfix(refresh=True)
-                kind = _fault_kind(exc)
-                stats.errors[kind] += 1
-                if job.attempts < policy.max_attempts:
-                    stats.retries += 1
-                    delay = policy.delay(job.attempts, exc.retry_after, rng)
-                    timers.append(loop.call_later(delay, queue.put_nowait, job))
-                else:
-                    job.error = f"gave up after {job.attempts} attempts; last: {exc}"
+                    try:
+                        async with asyncio.timeout(job.timeout):
+                            comp = await backend.complete(job.request)
+                    finally:
+                        await limiter.release()
+                    if not isinstance(comp, Completion) or not comp.text or not comp.text.strip():
+                        raise RetryableError("empty: the backend returned no text",
+                                             usage=comp if isinstance(comp, Completion) else None)
+                except (RetryableError, TimeoutError) as exc:
+                    if isinstance(exc, TimeoutError):
+                        exc = RequestTimedOut(f"timeout: no answer within {job.timeout:g} s")
+                    usage = exc.usage
+                    bill(job, usage)
+                    if isinstance(exc, RequestTimedOut):
+                        timed_out = True
+                        stats.timeouts += 1
+                        if adaptive:
+                            limiter.on_timeout(sent_at)
+                            stats.min_limit = min(stats.min_limit, limiter.limit)
+                            # the abandoned attempt is likely still queued on the server: give the retry longer
+                            job.timeout = min(max_request_timeout, job.timeout * 2)
+                        postfix(refresh=True)
+                    stats.errors[_fault_kind(exc)] += 1
+                    if job.attempts >= policy.max_attempts:
+                        job.error = f"gave up after {job.attempts} attempts; last: {exc}"
+                        stats.failed += 1
+                        finish(job)
+                    elif budget is not None and budget.reached:
+                        skip(job)  # no retry once the cap is reached
+                    else:
+                        stats.retries += 1
+                        delay = policy.delay(job.attempts, exc.retry_after, rng)
+                        timers.append(loop.call_later(delay, queue.put_nowait, job))
+                    continue
+                except RequestRejected as exc:
+                    usage = exc.usage
+                    bill(job, usage)
+                    stats.errors[_fault_kind(exc)] += 1
+                    job.error = f"rejected: {exc}"
                     stats.failed += 1
                     finish(job)
-                continue
-            except RequestRejected as exc:
-                stats.errors[_fault_kind(exc)] += 1
-                job.error = f"rejected: {exc}"
-                stats.failed += 1
+                    continue
+                except FatalBackendError as exc:
+                    fatal.append(exc)
+                    all_done.set()
+                    return
+                usage = comp
+                if adaptive:
+                    limiter.on_success(sent_at, time.monotonic() - sent_at)
+                    stats.min_limit = min(stats.min_limit, limiter.limit)
+                # Durable first: the answer is on disk before it is counted.
+                job.cache.add(job.key, {**job.meta, "text": comp.text, "prompt_tokens": comp.prompt_tokens,
+                                        "completion_tokens": comp.completion_tokens,
+                                        "cached_tokens": comp.cached_tokens, "finish_reason": comp.finish_reason})
+                job.completion = comp
+                stats.completed += 1
+                bill(job, comp)
                 finish(job)
-                continue
-            except FatalBackendError as exc:
-                fatal.append(exc)
-                all_done.set()
-                return
-            if adaptive:
-                limiter.on_success(sent_at, time.monotonic() - sent_at)
-                stats.min_limit = min(stats.min_limit, limiter.limit)
-            # Durable first: the answer is on disk before it is counted.
-            job.cache.add(job.key, {**job.meta, "text": comp.text, "prompt_tokens": comp.prompt_tokens,
-                                    "completion_tokens": comp.completion_tokens,
-                                    "finish_reason": comp.finish_reason})
-            job.completion = comp
-            stats.completed += 1
-            stats.prompt_tokens += comp.prompt_tokens
-            stats.completion_tokens += comp.completion_tokens
-            finish(job)
+            finally:
+                if reservation is not None:
+                    await budget.settle(reservation, usage, timed_out=timed_out)
 
     t0 = time.perf_counter()
     workers = [asyncio.create_task(worker()) for _ in range(max(1, min(concurrency, len(todo))))]
@@ -255,8 +257,8 @@ async def run_jobs(
         for w in workers:
             w.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
-        if bar is not None:
-            bar.close()
+        bar.close()
     if fatal:
         raise fatal[0]
     return stats
+

@@ -10,6 +10,11 @@ uses ``styles[i % len(styles)]`` and sample index ``i``), so ``--n 6`` with the 
 default styles asks each style once and ``--n 12`` twice. Each path's cache key is
 (model, prompt, style, sample index, temperature, max_tokens): raising ``--n`` later
 re-uses every answer already paid for.
+
+Cost control (:mod:`distill.prompting.cost`): every answer's token usage is in the cache and the
+report; with prices the report has the cost, and ``max_spend`` stops sending before the estimate
+would pass it. ``resample_unsolved`` rounds (:mod:`distill.prompting.resample`) ask the questions with
+no verified path again, in the same backend session and under the same cap.
 """
 
 from __future__ import annotations
@@ -22,9 +27,12 @@ from pathlib import Path
 
 from distill.data.jsonl import atomic_write_text
 from distill.prompting.backend import Backend
+from distill.prompting.cost import SpendCap, resolve_prices
 from distill.prompting.engine import Job, RunStats, run_jobs
 from distill.prompting.planning import PromptSettings, Source, choose_styles, load_sources, plan
+from distill.prompting.resample import RoundResult, count_round, round_jobs, verify_new
 from distill.prompting.sources import SourceSelection
+from distill.prompting.styles import parse_styles
 from distill.prompting.stages import FileReport, finalize, journal_path, prepare_outputs, verify_paths
 from distill.prompting.summary import TRUNCATION_HINT, PromptReport
 from distill.prompting.transport import TeacherOptions
@@ -35,11 +43,30 @@ __all__ = [
 ]
 
 
-async def _generate(backend: Backend, jobs: list[Job], settings: PromptSettings, progress: bool) -> RunStats:
+async def _generate(backend: Backend, jobs: list[Job], settings: PromptSettings, progress: bool,
+                    sources: list[Source] | None = None, budget: SpendCap | None = None,
+                    rounds: list[RoundResult] | None = None) -> RunStats:
+    """The first pass, then the resampling rounds (verifying between them); ``rounds`` gets their results."""
+    def ask(batch: list[Job], desc: str):
+        return run_jobs(backend, batch, concurrency=settings.concurrency, request_timeout=settings.request_timeout,
+                        policy=settings.retry, progress=progress, desc=desc, prices=settings.prices, budget=budget)
+
     try:
-        return await run_jobs(backend, jobs, concurrency=settings.concurrency,
-                              request_timeout=settings.request_timeout, policy=settings.retry,
-                              progress=progress, desc=f"teacher {settings.model}")
+        stats = await ask(jobs, f"teacher {settings.model}")
+        for rnd in range(1, settings.resample_unsolved + 1):
+            if budget is not None and budget.reached:
+                break
+            verify_new(sources or [])  # (blocking: nothing is in flight between rounds)
+            batch, groups = round_jobs(sources or [], settings, rnd)
+            if not batch:
+                break
+            stats.merge(await ask(batch, f"resample {rnd}/{settings.resample_unsolved} {settings.model}"))
+            result = RoundResult(rnd, len(groups), len(batch))
+            verify_new(sources or [])
+            count_round(result, groups)
+            if rounds is not None:
+                rounds.append(result)
+        return stats
     finally:
         close = getattr(backend, "aclose", None)
         if close is not None:
@@ -65,14 +92,16 @@ def run_prompt(backend: Backend, sources: list[Source], settings: PromptSettings
             if close is not None:
                 asyncio.run(close())
             raise
+        budget = SpendCap(settings.max_spend, settings.prices) if settings.max_spend is not None else None
+        rounds: list[RoundResult] = []
         try:
-            stats = asyncio.run(_generate(backend, jobs, settings, progress))
+            stats = asyncio.run(_generate(backend, jobs, settings, progress, sources, budget, rounds))
         finally:
             for src in sources:
                 if src.cache is not None:
                     src.cache.close()
         files = [finalize(src) for src in sources]
-        report = PromptReport(stats, files, time.perf_counter() - t0, notes)
+        report = PromptReport(stats, files, time.perf_counter() - t0, notes, settings.prices, budget, rounds)
         if summary_json:
             atomic_write_text(Path(summary_json), json.dumps(report.as_dict(), indent=2) + "\n")
     return report
@@ -80,17 +109,26 @@ def run_prompt(backend: Backend, sources: list[Source], settings: PromptSettings
 
 def run_prompting(teacher: TeacherOptions, selection: SourceSelection, *, n: int = 6, styles: str | None = None,
                   styles_file: str | Path | None = None, temperature: float = 0.7, max_tokens: int = 1024,
-                  progress: bool = True, summary_json: str | Path | None = None) -> PromptReport:
+                  progress: bool = True, summary_json: str | Path | None = None,
+                  price_in: float | None = None, price_out: float | None = None, price_cached: float | None = None,
+                  max_spend: float | None = None, resample_unsolved: int = 0,
+                  resample_styles: str | None = None) -> PromptReport:
     """``distill prompt``: validate everything, build the backend, read every source, then ask.
 
     Order matters: flag errors come before the backend is built (so a missing API key is not
     reported for a typo), and the backend before any file is read; a bad source line, a source
     another run holds, or an output that cannot be written (read-only, full disk) fails before any
     request is paid for (:func:`prepare_outputs`). ``summary_json`` also gets :meth:`PromptReport.as_dict`.
+    Prices come from ``price_in``/``price_out`` (``price_cached``) or the price table; ``max_spend``
+    without a known price is refused here, before anything is sent.
     """
     settings = PromptSettings(model=teacher.model, n=n, styles=choose_styles(styles, styles_file),
                               temperature=temperature, max_tokens=max_tokens, concurrency=teacher.concurrency,
-                              request_timeout=teacher.request_timeout, retry=teacher.retry_policy())
+                              request_timeout=teacher.request_timeout, retry=teacher.retry_policy(),
+                              prices=resolve_prices(teacher.model, price_in, price_out, price_cached, teacher.backend),
+                              max_spend=max_spend, resample_unsolved=resample_unsolved,
+                              resample_styles=None if resample_styles is None else tuple(
+                                  s.name for s in parse_styles(resample_styles)))
     selection.tasks()
     backend = teacher.make_backend()
     try:

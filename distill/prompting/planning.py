@@ -5,6 +5,10 @@ uses ``styles[i % len(styles)]`` and sample index ``i``), so ``--n 6`` with the 
 default styles asks each style once and ``--n 12`` twice. Each path's cache key is
 (model, prompt, style, sample index, temperature, max_tokens): raising ``--n`` later
 re-uses every answer already paid for.
+
+``--resample-unsolved K`` adds paths to questions that have no verified path after the first
+pass (:mod:`distill.prompting.resample`): round ``r`` asks one path per resample style with the
+sample indices after the ones used so far, so their cache slots are new and deterministic.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from distill.data.tasks import TaskSpec
 from distill.errors import ConfigError
 from distill.prompting.backend import Request
 from distill.prompting.cache import ResponseCache, cache_key
+from distill.prompting.cost import Prices
 from distill.prompting.engine import Job
 from distill.prompting.prompts import build_prompt
 from distill.prompting.retry import RetryPolicy
@@ -36,6 +41,10 @@ class PromptSettings:
     concurrency: int = 16
     request_timeout: float = 60.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    prices: Prices | None = None  # None: tokens only, no cost
+    max_spend: float | None = None  # USD for this run's requests (needs prices)
+    resample_unsolved: int = 0  # rounds of re-asking questions with no verified path
+    resample_styles: tuple[str, ...] | None = None  # None: the run's styles
 
     def __post_init__(self) -> None:
         if not self.model:
@@ -54,9 +63,28 @@ class PromptSettings:
             raise ConfigError(f"--temperature must be in [0, 2] (got {self.temperature})")
         if self.max_tokens < 1:
             raise ConfigError(f"--max-tokens must be >= 1 (got {self.max_tokens})")
+        if self.max_spend is not None:
+            if self.prices is None:
+                raise ConfigError(f"--max-spend needs prices: model {self.model!r} is not in the price table "
+                                  "(distill.prompting.cost.PRICE_TABLE); pass --price-in and --price-out "
+                                  "(USD per million tokens)")
+            if not 0 < self.max_spend < float("inf"):
+                raise ConfigError(f"--max-spend must be a finite amount > 0 USD (got {self.max_spend})")
+        if not isinstance(self.resample_unsolved, int) or self.resample_unsolved < 0:
+            raise ConfigError(f"--resample-unsolved must be >= 0 rounds (got {self.resample_unsolved})")
+        if self.resample_styles is not None:
+            if not self.resample_styles:
+                raise ConfigError("--resample-styles must list at least one style")
+            if not self.resample_unsolved:
+                raise ConfigError("--resample-styles needs --resample-unsolved K (rounds >= 1)")
+            for s in self.resample_styles:
+                get_style(s)
 
     def style_objs(self) -> list[Style]:
         return [get_style(s) for s in self.styles]
+
+    def resample_style_objs(self) -> list[Style]:
+        return [get_style(s) for s in (self.resample_styles or self.styles)]
 
 
 @dataclass
@@ -68,6 +96,7 @@ class Source:
     rows: list[dict[str, Any]]
     cache: ResponseCache | None = None
     jobs: list[list[Job]] = field(default_factory=list)
+    verify_timeouts: int = 0  # paths whose verification timed out while resampling (finalize adds its own)
 
     @property
     def cache_path(self) -> Path:
@@ -87,19 +116,22 @@ def plan(sources: list[Source], settings: PromptSettings) -> list[Job]:
         src.cache = ResponseCache(src.cache_path)
         src.jobs = []
         for row in src.rows:
-            row_jobs = []
-            for i in range(settings.n):
-                style = styles[i % len(styles)]
-                prompt = build_prompt(src.task, row, style)
-                key = cache_key(model=settings.model, prompt=prompt, style=style.name, sample_index=i,
-                                temperature=settings.temperature, max_tokens=settings.max_tokens)
-                req = Request(prompt=prompt, style=style.name, row=row, task=src.task.name, sample_index=i,
-                              temperature=settings.temperature, max_tokens=settings.max_tokens)
-                row_jobs.append(Job(key, req, src.cache, meta={"id": row["id"], "style": style.name,
-                                                               "sample_index": i, "model": settings.model}))
+            row_jobs = [make_job(src, row, styles[i % len(styles)], i, settings) for i in range(settings.n)]
             src.jobs.append(row_jobs)
             all_jobs.extend(row_jobs)
     return all_jobs
+
+
+def make_job(src: Source, row: dict[str, Any], style: Style, i: int, settings: PromptSettings,
+             **meta: Any) -> Job:
+    """The job of path ``i`` (its sample index) of ``row`` in ``style``; ``meta`` is stored in its cache record."""
+    prompt = build_prompt(src.task, row, style)
+    key = cache_key(model=settings.model, prompt=prompt, style=style.name, sample_index=i,
+                    temperature=settings.temperature, max_tokens=settings.max_tokens)
+    req = Request(prompt=prompt, style=style.name, row=row, task=src.task.name, sample_index=i,
+                  temperature=settings.temperature, max_tokens=settings.max_tokens)
+    return Job(key, req, src.cache, meta={"id": row["id"], "style": style.name, "sample_index": i,
+                                          "model": settings.model, **meta})
 
 
 def choose_styles(styles: str | None, styles_file: str | Path | None) -> tuple[str, ...]:

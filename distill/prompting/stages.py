@@ -19,6 +19,7 @@ from distill.data.commit import (
 )
 from distill.data.jsonl import correct_only, correct_path, enriched_path, output_error, stage_jsonl, stem_of
 from distill.data.tasks import is_formal
+from distill.prompting.cost import Usage
 from distill.prompting.planning import Source
 from distill.verify.types import NA, Verdict
 
@@ -65,6 +66,9 @@ class FileReport:
     truncated_by_style: Counter = field(default_factory=Counter)  # paths cut at --max-tokens (finish "length")
     valid_by_style: Counter | None = None  # formal tasks: paths whose program the solver accepted
     verify_timeouts: int = 0  # paths whose verification timed out (scored incorrect)
+    usage: Usage = field(default_factory=Usage)  # tokens billed in this run for this file
+    usage_cached: Usage = field(default_factory=Usage)  # what its answers served from the cache cost when asked
+    not_asked: int = 0  # paths the --max-spend cap kept from being asked (failed in the enriched file)
 
 
 def _previous_rows(path: Path) -> dict[Any, dict[str, Any]]:
@@ -120,11 +124,17 @@ def finalize(src: Source) -> FileReport:
     """
     e_path, c_path = enriched_path(src.path), correct_path(src.path)
     to_score: list[tuple[str, dict[str, Any]]] = []
+    usage, usage_cached = Usage(), Usage()
     for row, jobs in zip(src.rows, src.jobs):
         for job in jobs:
-            if job.ok:
+            if job.ok and job.verdict is None:  # (paths verified while resampling keep their verdict)
                 to_score.append((job.completion.text, row))
+            usage += job.spent
+            if job.from_cache:
+                c = job.completion
+                usage_cached.add(c.prompt_tokens, c.completion_tokens, c.cached_tokens)
     verdicts, verify_timeouts = verify_paths(src.task.name, to_score)
+    verify_timeouts += src.verify_timeouts
     scores = iter(verdicts)
     formal = is_formal(src.task)
     valid_by: Counter | None = Counter() if formal else None
@@ -143,7 +153,7 @@ def finalize(src: Source) -> FileReport:
             out["valid_flags"], out["diagnostics"] = [], []
         for i, job in enumerate(jobs):
             if job.ok:
-                v = next(scores)
+                v = job.verdict if job.verdict is not None else next(scores)
                 pred = v.pred
                 ok = v.correct and job.completion.finish_reason != "length"  # cut mid-answer: its last number is luck
                 out["responses"].append(job.completion.text)
@@ -151,7 +161,8 @@ def finalize(src: Source) -> FileReport:
                 v = Verdict(NA, False, valid=False if formal else None)
                 pred, ok = NA, False
                 out["responses"].append("")
-                failed.append(f"{row['id']}#{i} ({job.request.style}): {job.error}")
+                if not job.skipped:  # (not asked: counted, not listed)
+                    failed.append(f"{row['id']}#{i} ({job.request.style}): {job.error}")
             out["preds"].append(pred)
             out["correct_flags"].append(ok)
             out["failed"].append(not job.ok)
@@ -187,7 +198,8 @@ def finalize(src: Source) -> FileReport:
         raise
     commit(staged, journal_path(src.path))
     return FileReport(src.path, len(src.rows), sum(len(j) for j in src.jobs), failed, correct_by, total_by,
-                      e_path, c_path, kept, n_stale, notes, cut_by, valid_by, verify_timeouts)
+                      e_path, c_path, kept, n_stale, notes, cut_by, valid_by, verify_timeouts, usage, usage_cached,
+                      sum(j.skipped for jobs in src.jobs for j in jobs))
 
 
 def journal_path(source: Path) -> Path:

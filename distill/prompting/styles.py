@@ -49,6 +49,8 @@ _BUILTIN = [
     Style("fwd_bwd", "{core}\n\nReason forward from what is given to a candidate answer, then reason backward from "
                      "that answer to check it is consistent with the problem before committing to it."),
     Style("plain", "{core}"),
+    # the dataset's own worked solution (--backend reference); never in the default rotation
+    Style("reference", "{core}"),
 ]
 
 STYLES: dict[str, Style] = {s.name: s for s in _BUILTIN}

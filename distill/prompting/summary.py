@@ -6,7 +6,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from distill.prompting.cost import Prices, SpendCap, usd
 from distill.prompting.engine import RunStats
+from distill.prompting.resample import RoundResult
 from distill.prompting.stages import FileReport
 
 
@@ -19,13 +21,47 @@ class PromptReport:
     files: list[FileReport]
     wall_s: float
     notes: list[str] = field(default_factory=list)
+    prices: Prices | None = None
+    budget: SpendCap | None = None
+    rounds: list[RoundResult] = field(default_factory=list)
+
+    @property
+    def cap_reached(self) -> bool:
+        return self.budget is not None and self.budget.reached
+
+    def cost_lines(self) -> list[str]:
+        """Tokens and cost: billed in this run, and what the answers served from the cache cost when asked."""
+        s, p = self.stats, self.prices
+        lines = [f"tokens this run: {s.paid.format(p)}; from cache ({s.cached} answers): {s.from_cache.format(p)}"]
+        if p is None:
+            lines.append("cost: unknown (no price for this model: pass --price-in/--price-out USD per million tokens)")
+        else:
+            lines.append(f"cost: {usd(s.paid.cost(p))} this run; the cached answers cost {usd(s.from_cache.cost(p))} "
+                         f"when asked (prices: in {p.input:g} / cached {p.cached:g} / out {p.output:g} USD per "
+                         f"million tokens, {p.source})")
+        if self.budget is not None:
+            b = self.budget
+            lines.append(f"--max-spend {usd(b.cap)}: estimated spend {usd(b.spent + b.lost)}"
+                         + (f" ({b.lost_attempts} timed-out attempt(s) charged at their worst case)"
+                            if b.lost_attempts else ""))
+        return lines
+
+    def round_lines(self) -> list[str]:
+        if not self.rounds:
+            return []
+        parts = [f"round {r.round}: {r.solved}/{r.questions} solved" + (f" ({r.not_asked} paths not asked)"
+                                                                          if r.not_asked else "")
+                 for r in self.rounds]
+        return ["resampled unsolved questions: " + ", ".join(parts)]
 
     def format(self) -> str:
         s = self.stats
         lines = [
-            f"teacher paths: {s.jobs} ({s.cached} from cache, {s.completed} asked now, {s.failed} failed)",
-            f"requests: {s.requests}  retries: {s.retries}  tokens: prompt {s.prompt_tokens}, "
-            f"completion {s.completion_tokens}",
+            f"teacher paths: {s.jobs} ({s.cached} from cache, {s.completed} asked now, {s.failed} failed"
+            + (f", {s.not_asked} not asked" if s.not_asked else "") + ")",
+            f"requests: {s.requests}  retries: {s.retries}",
+            *self.cost_lines(),
+            *self.round_lines(),
         ]
         if s.errors:
             lines.append("faults seen: " + ", ".join(f"{k} x{v}" for k, v in s.errors.most_common()))
@@ -49,7 +85,11 @@ class PromptReport:
         if s.adaptation_note():
             lines.append(f"note: {s.adaptation_note()}")
         for f in self.files:
-            lines.append(f"  {f.path}: {f.rows} rows -> {f.enriched.name}, {f.correct.name}")
+            cost = f.usage.cost(self.prices)
+            lines.append(f"  {f.path}: {f.rows} rows -> {f.enriched.name}, {f.correct.name}; tokens this run "
+                         f"{f.usage.prompt_tokens}+{f.usage.completion_tokens}"
+                         + ("" if cost is None else f" {usd(cost)}")
+                         + (f"; {f.not_asked} not asked" if f.not_asked else ""))
         lines += [f"note: {n}" for n in self.notes]
         lines += [f"note: {n}" for f in self.files for n in f.notes]
         kept = [x for f in self.files for x in f.kept]
@@ -65,6 +105,8 @@ class PromptReport:
             if len(failed) > 20:
                 lines.append(f"  ... and {len(failed) - 20} more")
         lines.append(f"wall time: {self.wall_s:.1f} s (requests {s.request_wall_s:.1f} s)")
+        if self.cap_reached:
+            lines.append(self.budget.stop_line())
         return "\n".join(lines)
 
     def valid_per_style(self) -> Counter | None:
@@ -100,4 +142,12 @@ class PromptReport:
                 "kept_previous": [x for f in self.files for x in f.kept],
                 "stale_paths": sum(f.stale for f in self.files),
                 "notes": [*self.notes, *(n for f in self.files for n in f.notes)],
-                "files": [str(f.path) for f in self.files]}
+                "files": [str(f.path) for f in self.files],
+                "usage": {"this_run": self.stats.paid.as_dict(self.prices),
+                          "from_cache": self.stats.from_cache.as_dict(self.prices)},
+                "prices": None if self.prices is None else self.prices.as_dict(),
+                "max_spend": None if self.budget is None else self.budget.as_dict(),
+                "resample": [r.as_dict() for r in self.rounds],
+                "file_usage": {str(f.path): {"this_run": f.usage.as_dict(self.prices),
+                                             "from_cache": f.usage_cached.as_dict(self.prices),
+                                             "not_asked": f.not_asked} for f in self.files}}

@@ -26,11 +26,19 @@ class TeacherOptions:
     max_retry_delay: float = 60.0
     seed: int = 0
     wrong_rate: float = 0.2
+    batch_dir: str | None = None  # openai-batch: where batch state lives (default ./.openai-batch)
+    batch_poll: float = 30.0  # openai-batch: seconds between status polls
+    batch_size: int = 50_000  # openai-batch: most requests per batch
 
     def __post_init__(self) -> None:
+        if self.backend == "openai-batch":  # every queued path is "in flight" and waits for its whole batch
+            from distill.prompting.backends.openai_batch import BATCH_WAIT_S
+
+            self.concurrency = max(self.concurrency, self.batch_size)
+            self.request_timeout = max(self.request_timeout, BATCH_WAIT_S)
         # The built-in backends speak HTTP: a URL that cannot work is one line now, not half a minute
         # of retried "connection" faults (plug-in backends may give base_url another meaning).
-        if self.base_url is not None and self.backend in ("openai", "gemini"):
+        if self.base_url is not None and self.backend in ("openai", "gemini", "openai-batch"):
             from distill.prompting.backends.url import check_base_url
 
             check_base_url(self.base_url)
@@ -46,4 +54,5 @@ class TeacherOptions:
 
         return get_backend(self.backend, model=self.model, base_url=self.base_url,
                            request_timeout=self.request_timeout, concurrency=self.concurrency, seed=self.seed,
-                           wrong_rate=self.wrong_rate)
+                           wrong_rate=self.wrong_rate, batch_dir=self.batch_dir, batch_poll=self.batch_poll,
+                           batch_size=self.batch_size)

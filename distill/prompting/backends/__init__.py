@@ -1,8 +1,10 @@
-"""Backend registry: ``get_backend(name, **opts)`` for ``openai``, ``gemini`` and plug-ins.
+"""Backend registry: ``get_backend(name, **opts)`` for ``openai``, ``gemini``, ``openai-batch``,
+``reference`` and plug-ins.
 
 A backend *factory* is any callable ``factory(**opts) -> Backend``; it receives every option of
 ``distill prompt`` / ``distill judge`` (``model``, ``base_url``, ``request_timeout``,
-``concurrency``, ``seed``, ``wrong_rate``) and takes what it needs. Add one in-process with
+``concurrency``, ``seed``, ``wrong_rate``, and the batch options ``batch_dir``, ``batch_poll``,
+``batch_size``) and takes what it needs. Add one in-process with
 :func:`register_backend`, or for every process (and ``distill prompt --backend NAME``) by declaring
 it as an entry point of group ``distill.backends`` in an installed package. The offline demo's
 ``scripted`` teacher is such a plug-in (``distill.demo.teacher:scripted_backend``).
@@ -35,6 +37,23 @@ def _gemini(**opts: Any) -> Backend:
     return GeminiBackend(**opts)
 
 
+def _openai_batch(**opts: Any) -> Backend:
+    from distill.prompting.backends.openai_batch import OpenAIBatchBackend
+
+    return OpenAIBatchBackend(**opts)
+
+
+def _reference(**opts: Any) -> Backend:
+    from distill.prompting.backends.reference import ReferenceBackend
+
+    return ReferenceBackend(**opts)
+
+
+#: The built-in backends, in the order ``--help`` lists them.
+BUILTIN_BACKENDS: dict[str, BackendFactory] = {"openai": _openai, "gemini": _gemini,
+                                               "openai-batch": _openai_batch, "reference": _reference}
+
+
 class BackendRegistry(PluginRegistry[BackendFactory]):
     def _check(self, name: str, obj: object) -> BackendFactory:
         if not callable(obj):
@@ -43,7 +62,7 @@ class BackendRegistry(PluginRegistry[BackendFactory]):
 
 
 #: name -> factory (a Mapping; iterating also lists the plug-ins).
-BACKENDS = BackendRegistry(ENTRY_POINT_GROUP, "backend", {"openai": _openai, "gemini": _gemini})
+BACKENDS = BackendRegistry(ENTRY_POINT_GROUP, "backend", dict(BUILTIN_BACKENDS))
 
 
 def register_backend(name: str, factory: BackendFactory, *, replace: bool = False) -> BackendFactory:
@@ -56,7 +75,8 @@ def register_backend(name: str, factory: BackendFactory, *, replace: bool = Fals
 def backend_names() -> list[str]:
     """Built-in backends first, then registered and plug-in ones."""
     names = list(BACKENDS)
-    return names[:2] + sorted(names[2:])
+    builtin = [n for n in BUILTIN_BACKENDS if n in names]
+    return builtin + sorted(n for n in names if n not in BUILTIN_BACKENDS)
 
 
 def get_backend(name: str, **opts: Any) -> Backend:

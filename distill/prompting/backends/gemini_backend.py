@@ -13,7 +13,7 @@ from typing import Any
 from distill.prompting.backend import (
     EMPTY_AT_LIMIT, Completion, FatalBackendError, Request, RequestRejected, RequestTimedOut, RetryableError,
 )
-from distill.prompting.backends.openai_backend import MissingAPIKeyError, parse_retry_after
+from distill.prompting.backends.openai_backend import MissingAPIKeyError, parse_retry_after, token_count
 from distill.prompting.backends.url import check_base_url, check_host_resolves
 
 #: Gemini's finish reasons in the OpenAI vocabulary (what ``finish_reasons`` records); others are lower-cased.
@@ -29,6 +29,16 @@ def map_finish_reason(reason: Any) -> str | None:
         return None
     name = str(getattr(reason, "value", reason)).rsplit(".", 1)[-1].upper()
     return FINISH_REASONS.get(name, name.lower() or None)
+
+
+def usage_of(resp: Any) -> Completion:
+    """``usage_metadata`` as token counts (text empty). ``prompt_token_count`` includes the cached part
+    (``cached_content_token_count``); thinking tokens (``thoughts_token_count``) are billed as output, so
+    they count as completion tokens beside ``candidates_token_count``."""
+    um = getattr(resp, "usage_metadata", None)
+    prompt = token_count(um, "prompt_token_count")
+    return Completion("", prompt, token_count(um, "candidates_token_count") + token_count(um, "thoughts_token_count"),
+                      cached_tokens=min(prompt, token_count(um, "cached_content_token_count")))
 
 
 class GeminiBackend:
@@ -90,16 +100,16 @@ class GeminiBackend:
             text = resp.text
         except ValueError:
             text = None
+        usage = usage_of(resp)
         if not resp.candidates:
-            raise RetryableError("no choices: the response had no candidates")
+            raise RetryableError("no choices: the response had no candidates", usage=usage)
         if not text or not text.strip():
             if map_finish_reason(getattr(resp.candidates[0], "finish_reason", None)) == "length":
-                raise RequestRejected(EMPTY_AT_LIMIT)
-            raise RetryableError("empty: the response had empty content")
-        um = resp.usage_metadata
-        return Completion(text, int(getattr(um, "prompt_token_count", 0) or 0),
-                          int(getattr(um, "candidates_token_count", 0) or 0),
-                          finish_reason=map_finish_reason(getattr(resp.candidates[0], "finish_reason", None)))
+                raise RequestRejected(EMPTY_AT_LIMIT, usage=usage)
+            raise RetryableError("empty: the response had empty content", usage=usage)
+        return Completion(text, usage.prompt_tokens, usage.completion_tokens,
+                          finish_reason=map_finish_reason(getattr(resp.candidates[0], "finish_reason", None)),
+                          cached_tokens=usage.cached_tokens)
 
     async def aclose(self) -> None:
         close = getattr(self.client.aio, "aclose", None)

@@ -51,6 +51,22 @@ def _server_message(exc: openai.APIStatusError) -> str:
     return str(exc)[:200]
 
 
+def token_count(obj: Any, name: str) -> int:
+    try:
+        return max(0, int(getattr(obj, name, 0) or 0))
+    except (TypeError, ValueError):
+        return 0
+
+
+def usage_of(resp: Any) -> Completion:
+    """The response's ``usage`` as token counts (text empty): prompt, completion, and the cached part of
+    the prompt (``usage.prompt_tokens_details.cached_tokens``; servers that do not send it count 0)."""
+    usage = getattr(resp, "usage", None)
+    cached = token_count(getattr(usage, "prompt_tokens_details", None), "cached_tokens")
+    prompt = token_count(usage, "prompt_tokens")
+    return Completion("", prompt, token_count(usage, "completion_tokens"), cached_tokens=min(cached, prompt))
+
+
 def _timeout(seconds: float) -> httpx2.Timeout:
     """One attempt's HTTP time-out (the engine raises it for a retried time-out)."""
     return httpx2.Timeout(seconds, connect=min(10.0, seconds))
@@ -113,14 +129,13 @@ class OpenAIBackend:
         message = getattr(choices[0], "message", None)
         finish = getattr(choices[0], "finish_reason", None)
         text = getattr(message, "content", None)
+        usage = usage_of(resp)
         if not text or not str(text).strip():
             if finish == "length":  # the limit ran out before any answer text: asking again gets the same
-                raise RequestRejected(EMPTY_AT_LIMIT)
-            raise RetryableError("empty: the 200 response had empty content")
-        usage = getattr(resp, "usage", None)
-        return Completion(str(text), int(getattr(usage, "prompt_tokens", 0) or 0),
-                          int(getattr(usage, "completion_tokens", 0) or 0),
-                          finish_reason=str(finish) if finish else None)
+                raise RequestRejected(EMPTY_AT_LIMIT, usage=usage)
+            raise RetryableError("empty: the 200 response had empty content", usage=usage)
+        return Completion(str(text), usage.prompt_tokens, usage.completion_tokens,
+                          finish_reason=str(finish) if finish else None, cached_tokens=usage.cached_tokens)
 
     async def aclose(self) -> None:
         await self.client.close()
