@@ -307,3 +307,12 @@ def test_dot_operators_and_repair_skip_comments_and_strings():
     assert template_repair("dot", broken) == prog[:-1].rstrip() + "\n}"
     broken = dot_undirected_edge_in_digraph(prog, random.Random(1))
     assert template_repair("dot", broken) == prog
+
+
+@pytest.mark.parametrize("language", ["smt", "asp", "dot"])
+def test_template_repair_never_turns_prose_into_a_program(language):
+    """``hello world`` must not come back as ``(check-sat)`` / ``hello world.``: valid, but unrelated."""
+    if shutil.which(SOLVER[language]) is None:
+        pytest.skip(f"needs the {SOLVER[language]} binary")
+    for prose in ("hello world", "I cannot solve this problem", "The answer is 42"):
+        assert template_repair(language, prose) == prose

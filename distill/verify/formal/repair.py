@@ -204,11 +204,23 @@ def _dot_rules(program: str) -> str:
     return text.strip()
 
 
+def _has_program(language: str, program: str) -> bool:
+    """Does ``program`` hold code of its own for a repair to keep? Without this, prose (``hello world``)
+    would "repair" into boilerplate -- ``(check-sat)``, ``hello.`` -- that the solver accepts but that
+    has nothing of the input: an unrelated program, which a repair must never return."""
+    code = "".join(ch for ch, is_code in zip(program, code_mask(language, program)) if is_code)
+    if language == "smt":
+        return re.search(r"\(\s*(assert|declare-|define-|minimize|maximize)", code) is not None
+    if language == "asp":
+        return re.search(r"[.]\s*(\n|$)|:-|#show|#const", code) is not None or "." in code.rstrip()[:-1]
+    return re.search(r"\b(di)?graph\b", code, re.I) is not None and "{" in code
+
+
 def template_repair(language: str, program: str, *, facts: str | None = None,
                     timeout: float = FORMAL_TIMEOUT_S) -> str:
     """The program with the rules above applied, when that makes the solver accept it; else ``program``
-    unchanged (also when it is valid already)."""
-    if validate(language, program, facts, timeout=timeout).valid:
+    unchanged (also when it is valid already, or holds no code of its own: see :func:`_has_program`)."""
+    if validate(language, program, facts, timeout=timeout).valid or not _has_program(language, program):
         return program
     if language == "smt":
         text = _smt_check_sat(_smt_balance(_smt_strip(program)))
