@@ -285,6 +285,8 @@ def test_distill_eval_command_runs_the_library_evaluation(tmp_path, tiny_llama):
     metrics = json.loads((run / "eval" / "metrics.json").read_text())
     assert metrics["n"] == 3 and (metrics["budget_s1"], metrics["budget_s2"]) == (3, 4)
     assert {"acc_ensemble", "acc_oracle", "acc_best_single", "hit_budget_s1", "hit_budget_s2"} <= set(metrics)
+    row = metrics["table"]["ensemble"]["distilled"]  # the table's one row for a non-formal task
+    assert row["correct"] == metrics["acc_ensemble"] and row["valid"] is None and row["n"] == 3
     preds = (run / "eval" / "predictions.jsonl").read_text().splitlines()
     assert all(json.loads(line)["s1"]["n_tokens"] <= 3 for line in preds)
 
@@ -312,3 +314,162 @@ def test_run_budgets_prefer_the_summary_then_the_training_paths_then_the_floor(t
     assert run_budgets(run, toks, floor=1) == ({"s1": want}, "the run's training paths")
     (run / "train_summary.json").write_text(json.dumps({"eval_budget": {"s1": 777}}))
     assert run_budgets(run, toks, floor=1)[0] == {"s1": 777}
+
+
+SMT_ROWS = [{"id": f"smt-{i}", "question": f"Find an integer x greater than {i}.",
+             "gold_answer": f"(declare-const x Int)\n(assert (> x {i}))\n(check-sat)"} for i in range(3)]
+
+
+def _smt_test_file(tmp_path):
+    test = tmp_path / "smt_test.jsonl"
+    test.write_text("".join(json.dumps(r) + "\n" for r in SMT_ROWS))
+    return test
+
+
+def test_distill_eval_base_with_refinement_on_smt_rows(tmp_path, tiny_llama, capsys, monkeypatch):
+    """``distill eval --base --refine 1``: the untrained student (no adapter), its invalid programs sent back
+    once with the solver's message; per item the refinement fields and trail, and the table rows."""
+    from distill.commands import main
+
+    monkeypatch.setenv("DISTILL_NO_PROGRESS", "1")
+    run = _save_run(tmp_path / "run", tiny_llama, train_config={"load_in_4bit": False})
+    test = _smt_test_file(tmp_path)
+    assert main(["eval", "--run", str(run), "--task", "smt", "--test", str(test), "--base",
+                 "--refine", "1", "--max_new_tokens", "6", "--eval_bs", "2"]) == 0
+    out = run / "eval" / "base"
+    assert not (run / "eval" / "metrics.json").exists()  # the trained students' file is left alone
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n"] == 3 and metrics["valid_s1"] == 0.0  # 6 random tokens are no SMT-LIB2 script
+    assert list(metrics["table"]["s1"]) == ["base", "refine"]
+    preds = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    for p in preds:
+        s = p["s1"]
+        assert s["initial_valid"] is False and s["final_valid"] is False and s["final_correct"] is False
+        assert s["iterations"] == 1 and len(s["trail"]) == 2 and s["refine_stop"] in ("unchanged", "rounds")
+        assert s["trail"][0]["text"] == s["text"] and s["trail"][0]["diagnostic"]
+    assert metrics["table"]["s1"]["refine"]["mean_iterations"] == 1.0
+    assert "distilled + refinement (K=1)" in capsys.readouterr().err  # the console table
+
+
+def test_refinement_and_template_repair_are_for_formal_tasks_only(tmp_path, tiny_llama, capsys):
+    from distill.commands import main
+
+    run = _save_run(tmp_path / "run", tiny_llama, train_config={"load_in_4bit": False})
+    test = tmp_path / "test.jsonl"
+    test.write_text(json.dumps(GOLD) + "\n")
+    capsys.readouterr()
+    assert main(["eval", "--run", str(run), "--task", "arith", "--test", str(test), "--refine", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--refine: only for the formal tasks" in err and len(err.splitlines()) == 1
+    assert main(["eval", "--run", str(run), "--task", "arith", "--test", str(test), "--base",
+                 "--max_new_tokens", "2"]) == 0  # --base works for every task
+    base = json.loads((run / "eval" / "base" / "metrics.json").read_text())
+    assert base["n"] == 1 and list(base["table"]["s1"]) == ["base"] and base["budget_s1"] == 2
+
+
+def test_the_base_student_is_the_adapters_base_without_the_adapter(tmp_path, tiny_llama):
+    from distill.students.evaluate import load_base_student
+
+    run = _save_run(tmp_path / "run", tiny_llama, train_config={"load_in_4bit": False})
+    model, tok = load_base_student(run / "student1")
+    assert not any("lora" in name for name, _ in model.named_parameters()) and not model.training
+    assert type(model).__name__ == "LlamaForCausalLM" and tok.pad_token_id is not None
+
+
+def test_run_eval_table_writes_the_table_for_both_students_and_the_ensemble(tmp_path, tiny_llama, tiny_qwen2):
+    """The API the demo calls: base, distilled, template repair and refinement rows for s1, s2 and the
+    ensemble, the keys the rest of the code reads, the merged predictions and the PNG."""
+    from distill.students.eval_table import run_eval_table
+
+    run = tmp_path / "run"
+    _save_run(run, tiny_llama, train_config={"load_in_4bit": False})
+    _save_run(tmp_path / "other", tiny_qwen2, train_config=None)
+    (tmp_path / "other" / "student1").rename(run / "student2")
+    logged: list[str] = []
+    metrics = run_eval_table(run, "smt", _smt_test_file(tmp_path), refine=1, template_repair=True, eval_bs=2,
+                             max_new_tokens=3, limit=2, log=logged.append)
+    out = run / "eval"
+    on_disk = json.loads((out / "metrics.json").read_text())
+    assert on_disk["table"] == metrics["table"]
+    assert {"n", "acc_s1", "acc_s2", "acc_ensemble", "acc_oracle", "valid_s1", "valid_s2"} <= set(on_disk)
+    assert on_disk["base"]["n"] == 2 and on_disk["table_config"]["oracle_feedback"] is False
+    for g in ("s1", "s2", "ensemble"):
+        assert list(metrics["table"][g]) == ["base", "distilled", "template_repair", "refine"]
+        assert set(metrics["table"][g]["refine"]["vs_base"]) == {"valid", "correct"}
+    preds = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert len(preds) == 2 and all({"s1", "s2"} <= set(p["base"]) and "repair" in p["s2"] for p in preds)
+    assert (out / "table.png").read_bytes()[:4] == b"\x89PNG" and (out / "table.txt").is_file()
+    assert "ensemble (n=2)" in logged[-1]
+
+
+def _position_scripted_gpt2(path, segments):
+    """A tiny GPT-2 whose greedy output depends only on the position (as in :func:`_scripted_gpt2`):
+    ``segments`` = ``[(prompt_len, token_ids), ...]``; after a prompt of ``prompt_len`` tokens it emits
+    ``token_ids`` (each step ~certain). Segments must not overlap in positions."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(path)
+    d, vocab = model.config.n_embd, model.config.vocab_size
+    steps = [(n - 1 + i, t) for n, ids in segments for i, t in enumerate(ids)]
+    assert len(steps) < d and len({p for p, _ in steps}) == len(steps)
+    with torch.no_grad():
+        for block in model.transformer.h:
+            for lin in (block.attn.c_proj, block.mlp.c_proj):
+                lin.weight.zero_()
+                lin.bias.zero_()
+        model.config.tie_word_embeddings = False
+        model.transformer.wte = torch.nn.Embedding(vocab, d)
+        model.transformer.wte.weight.zero_()
+        model.transformer.ln_f.weight.fill_(1.0)
+        model.transformer.ln_f.bias.zero_()
+        basis = torch.randn(d, len(steps), generator=torch.Generator().manual_seed(0))
+        basis, _ = torch.linalg.qr(basis - basis.mean(dim=0, keepdim=True))
+        model.transformer.wpe.weight.zero_()
+        head = torch.zeros(vocab, d)
+        for i, (pos, target) in enumerate(steps):
+            model.transformer.wpe.weight[pos] = 10.0 * basis[:, i]
+            h = model.transformer.ln_f(model.transformer.wpe.weight[pos])
+            head[target] += 30.0 * h / h.dot(h)
+        model.lm_head = torch.nn.Linear(d, vocab, bias=False)
+        model.lm_head.weight.copy_(head)
+    return model.eval()
+
+
+def test_refinement_with_a_real_model_fixes_its_program_after_the_solvers_message(tmp_path):
+    """A real GPT-2 (hand-set weights) answers an undeclared-constant program, is shown Z3's message in
+    the same conversation, and answers the fixed program: refinement makes it valid and correct, and
+    template repair (which declares the constant) does too; the distilled row stays invalid."""
+    from distill.models.tiny import make_tiny_student
+    from distill.students.data import chat_prompt, question_text
+    from distill.students.evaluate import evaluate
+    from distill.students.generate import render_conversation
+    from distill.students.refine import feedback_message, validity_check
+    from distill.students.tokenizer import load_tokenizer
+
+    path = make_tiny_student(tmp_path / "gpt2", "gpt2", vocab_size=1024, hidden=128, max_positions=1024)
+    tok = load_tokenizer(path)
+    row = {"id": "smt-0", "question": "Find an integer x greater than 2.",
+           "gold_answer": "(declare-const x Int)\n(assert (> x 2))\n(check-sat)"}
+    broken, fixed = "(assert (> x 2))\n(check-sat)", row["gold_answer"]
+    question = question_text("smt", row)
+
+    def n_tokens(text):
+        return len(tok(text, add_special_tokens=False)["input_ids"])
+
+    conv = [{"role": "user", "content": question}, {"role": "assistant", "content": broken},
+            {"role": "user", "content": feedback_message(validity_check("smt", [None])(0, broken))}]
+    script = [(n_tokens(chat_prompt(tok, question)), tok(broken, add_special_tokens=False)["input_ids"]),
+              (n_tokens(render_conversation(tok, conv)), tok(fixed, add_special_tokens=False)["input_ids"])]
+    model = _position_scripted_gpt2(path, [(n, ids + [tok.eos_token_id]) for n, ids in script])
+    preds, metrics = evaluate([(model, tok)], [row], "smt", eval_bs=1, max_new_tokens=60, refine=2,
+                              template_repair=True, progress=False)
+    s = preds[0]["s1"]
+    assert s["text"] == broken and s["valid"] is False and "unknown constant x" in s["diagnostic"]
+    assert (s["initial_valid"], s["final_valid"], s["final_correct"], s["iterations"], s["refine_stop"]) == \
+        (False, True, True, 1, "ok")
+    assert [t["text"] for t in s["trail"]] == [broken, fixed]
+    assert s["repair"] == {"changed": True, "valid": True, "correct": True, "timed_out": False}
+    t = metrics["table"]["s1"]
+    assert (t["distilled"]["valid"], t["refine"]["valid"], t["refine"]["correct"], t["refine"]["repair_rate"]) == \
+        (0.0, 1.0, 1.0, 1.0)
+    assert t["template_repair"]["correct"] == 1.0 and metrics["acc_s1"] == 0.0

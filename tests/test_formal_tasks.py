@@ -255,5 +255,5 @@ def test_student_evaluation_reports_validity_for_formal_tasks():
 
     pred, ok, extra = _score(lambda t, x, r: Verdict("(check-sat)", False, valid=False, diagnostic="1:1: bad"),
                              "smt", "text", {})
-    assert (pred, ok, extra) == ("(check-sat)", False, {"valid": False, "diagnostic": "1:1: bad"})
+    assert (pred, ok, extra) == ("(check-sat)", False, {"valid": False, "diagnostic": "1:1: bad", "timed_out": False})
     assert _score(lambda t, x, r: Verdict("3", True), "gsm8k", "text", {})[2] == {}

@@ -4,18 +4,18 @@ Each student sees the same path through its **own** tokenizer and chat template;
 label mask is computed from that tokenizer's prompt length *after* truncation, and the
 character offsets of completion tokens within the response text are kept so that a
 cross-tokenizer peer loss can align the two students token-to-character. The paths
-themselves (one example per reasoning path) are read by :mod:`distill.students.paths`.
+themselves (one example per reasoning path) are read by :mod:`distill.students.paths`; multi-turn
+``messages`` rows (loss on assistant turns only) are tokenised by :mod:`distill.students.messages`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import datetime
 from typing import Any
 
 import torch
 
 from distill.losses import IGNORE_INDEX
+from distill.students.chat import PINNED_DATE, pinned_template_clock
 
 
 # ------------------------------------------------------------------------------------- prompts
@@ -27,41 +27,6 @@ def question_text(task: str, row: dict[str, Any]) -> str:
     return core_prompt(task, row)
 
 
-#: The date every chat template sees. Llama-3-style templates put "Today Date: ..." into the system
-#: header (``date_string``, else ``strftime_now("%d %b %Y")``): unpinned, a run trained on one day
-#: and evaluated on the next sees different prompts. 26 Jul 2024 is Llama 3.1's own default.
-PINNED_DATE = datetime.datetime(2024, 7, 26)
-
-
-class _PinnedDatetime(datetime.datetime):
-    """A ``datetime`` whose ``now()`` is :data:`PINNED_DATE` (for the template's ``strftime_now``)."""
-
-    @classmethod
-    def now(cls, tz=None):  # noqa: D102 - same contract as datetime.now
-        return PINNED_DATE if tz is None else PINNED_DATE.replace(tzinfo=tz)
-
-
-@contextlib.contextmanager
-def _pinned_template_clock():
-    """Freeze the clock behind the chat templates' ``strftime_now`` while rendering.
-
-    Why patch: transformers turns every extra render argument into plain JSON data (a callable
-    becomes a string), so a ``strftime_now`` override cannot be passed in; its ``strftime_now``
-    reads ``datetime.now()`` from :mod:`transformers.utils.chat_template_utils` at call time.
-    """
-    try:
-        from transformers.utils import chat_template_utils as ctu
-    except ImportError:  # no transformers: no templates to render either
-        yield
-        return
-    old = getattr(ctu, "datetime", None)
-    ctu.datetime = _PinnedDatetime
-    try:
-        yield
-    finally:
-        ctu.datetime = old
-
-
 def chat_prompt(tok, question: str) -> str:
     """The student's chat-formatted prompt text, ending where the assistant's answer starts.
 
@@ -71,7 +36,7 @@ def chat_prompt(tok, question: str) -> str:
     so training and evaluation prompts are identical on any day.
     """
     if getattr(tok, "chat_template", None):
-        with _pinned_template_clock():
+        with pinned_template_clock():
             return tok.apply_chat_template([{"role": "user", "content": question}], add_generation_prompt=True,
                                            tokenize=False, date_string=PINNED_DATE.strftime("%d %b %Y"))
     return f"{tok.bos_token or ''}{question}\nAnswer: "
@@ -88,8 +53,9 @@ def context_window(model_config) -> int | None:
 
 # ------------------------------------------------------------------------------- tokenisation
 #: ``encode_path``'s ``truncation`` outcomes: nothing cut; prompt tokens cut (the whole completion
-#: kept); the explicit left window cut the start of the completion; the path dropped for this student.
-TRUNCATION_OUTCOMES = ("none", "prompt", "window", "dropped")
+#: kept); the explicit left window cut the start of the completion; the path dropped for this student;
+#: a messages row lost its oldest whole exchanges (:mod:`distill.students.messages`).
+TRUNCATION_OUTCOMES = ("none", "prompt", "window", "dropped", "turns")
 
 
 def encode_path(tok, question: str, response: str, max_len: int) -> dict[str, Any]:
@@ -149,15 +115,20 @@ class PathDataset:
     """The training paths, pre-tokenised once per student (tokenisation is cheap next to training,
     and doing it up front makes lengths known for length-grouped batching).
 
-    A path whose completion does not fit a student's ``max_len`` is dropped *for that student
+    An example that carries ``messages`` is a multi-turn row, encoded by
+    :func:`distill.students.messages.encode_messages` (loss on assistant turns only); the others by
+    :func:`encode_path`. A path whose completion does not fit a student's ``max_len`` is dropped *for that student
     only* (see :func:`encode_path`): it stays in :attr:`examples` so the other student still
     learns it, with ``usable[key][i] = False`` and no labelled token for the student that cannot.
     """
 
     def __init__(self, examples: list[dict[str, Any]], tokenizers: dict[str, Any], max_lens: dict[str, int]):
+        from distill.students.messages import encode_messages
+
         self.examples = examples
         self.tokenizers = tokenizers
-        self.encoded = {k: [encode_path(tok, ex["question_text"], ex["response"], max_lens[k]) for ex in examples]
+        self.encoded = {k: [encode_messages(tok, ex["messages"], max_lens[k]) if ex.get("messages") else
+                            encode_path(tok, ex["question_text"], ex["response"], max_lens[k]) for ex in examples]
                         for k, tok in tokenizers.items()}
         #: per student, per path: can this student learn the path (its completion fits)?
         self.usable = {k: [e["truncation"] != "dropped" for e in enc] for k, enc in self.encoded.items()}
@@ -191,10 +162,11 @@ class PathDataset:
         return self._count("dropped")
 
     def truncation_report(self) -> dict[str, dict[str, dict[str, int]]]:
-        """``{"dropped", "prompt_cut", "window_cut"}`` -> per student -> per style counts: what
-        the training summary records about truncation."""
+        """``{"dropped", "prompt_cut", "window_cut", "turns_cut"}`` -> per student -> per style counts:
+        what the training summary records about truncation (``turns_cut``: messages rows that lost
+        their oldest exchanges)."""
         return {"dropped": self._count("dropped"), "prompt_cut": self._count("prompt"),
-                "window_cut": self._count("window")}
+                "window_cut": self._count("window"), "turns_cut": self._count("turns")}
 
     def completion_lengths(self) -> dict[str, list[int]]:
         """Per student, the full completion length (response tokens + EOS) of every path it can

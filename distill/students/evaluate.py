@@ -24,7 +24,9 @@ import torch
 from distill.data.jsonl import atomic_write_jsonl, atomic_write_text
 from distill.errors import ConfigError, DistillError
 from distill.students.data import chat_prompt, context_window, question_text
-from distill.students.generate import BUDGET_FLOOR, default_budgets, generate_answers
+from distill.progress import progress_bar
+from distill.students.eval_rows import table_rows
+from distill.students.generate import BUDGET_FLOOR, conversation_generator, default_budgets, generate_answers
 
 
 # ------------------------------------------------------------------------------- scoring
@@ -43,7 +45,8 @@ def _score(scorer: Callable, task: str, text: str, row: dict[str, Any]) -> tuple
     if isinstance(res, bool):
         return None, res, {}
     valid = getattr(res, "valid", None)
-    extra = {} if valid is None else {"valid": bool(valid), "diagnostic": getattr(res, "diagnostic", None)}
+    extra = {} if valid is None else {"valid": bool(valid), "diagnostic": getattr(res, "diagnostic", None),
+                                      "timed_out": bool(getattr(res, "timed_out", False))}
     return getattr(res, "pred", None), bool(getattr(res, "correct", False)), extra
 
 
@@ -68,7 +71,9 @@ def _budgets(max_new_tokens: int | Sequence[int] | None, n: int) -> list[int]:
 
 def evaluate(students: list[tuple[Any, Any]], rows: list[dict[str, Any]], task: str, *, accelerator=None,
              eval_bs: int = 8, max_new_tokens: int | Sequence[int] | None = None, scorer: Callable | None = None,
-             out_dir: str | Path | None = None, synced_gpus: bool = False) -> tuple[list[dict], dict]:
+             out_dir: str | Path | None = None, synced_gpus: bool = False, template_repair: bool = False,
+             refine: int = 0, refine_on: str = "invalid", progress: bool = True,
+             row_name: str = "distilled") -> tuple[list[dict], dict]:
     """Evaluate one or two ``(model, tokenizer)`` students on ``rows``.
 
     ``max_new_tokens``: one budget for all students, one per student (e.g. from
@@ -81,8 +86,18 @@ def evaluate(students: list[tuple[Any, Any]], rows: list[dict[str, Any]], task: 
     ``acc_best_single``, ``agreement`` (same extracted answer), ``hit_budget_s{k}`` (share of
     answers that used the whole budget without stopping), ``budget_s{k}`` and ``n``; for formal tasks
     (``smt``, ``asp``, ``dot``) also ``valid_s{k}`` (share of programs the solver accepts), and each
-    prediction carries ``valid`` and ``diagnostic``.
+    prediction carries ``valid``, ``diagnostic`` and ``timed_out``, and the fields of
+    :mod:`distill.students.formal_eval` (``template_repair``: the repaired program's verdict;
+    ``refine``: up to that many solver-in-the-loop rounds, ``refine_on`` ``invalid`` or ``wrong``);
+    ``metrics["table"]`` holds the rows of :func:`distill.students.eval_rows.table_rows` (the plain one
+    named ``row_name``: ``distilled``, or ``base`` for untrained students).
+    ``progress``: a bar per student and refinement round (main process only).
     """
+    from distill.students.formal_eval import add_formal_fields, check_formal_options
+
+    formal = check_formal_options(task, refine=refine, refine_on=refine_on, template_repair=template_repair)
+    if refine and synced_gpus:
+        raise ConfigError("--refine: not under ZeRO-3 (ranks would run different numbers of generate calls)")
     scorer = scorer or default_scorer()
     budgets = _budgets(max_new_tokens, len(students))
     world = accelerator.num_processes if accelerator is not None else 1
@@ -97,11 +112,19 @@ def evaluate(students: list[tuple[Any, Any]], rows: list[dict[str, Any]], task: 
         if window is not None and prompts_all:
             longest = max(len(ids) for ids in tok(prompts_all, add_special_tokens=False)["input_ids"])
             budgets[k - 1] = max(1, min(budgets[k - 1], window - longest))
-        answers = generate_answers(model, tok, [prompts_all[i] for i in mine], batch_size=eval_bs,
-                                   max_new_tokens=budgets[k - 1], synced_gpus=synced_gpus)
+        main = accelerator is None or accelerator.is_main_process
+        with progress_bar(len(mine), f"eval s{k}", unit="answer", enabled=progress and main) as bar:
+            answers = generate_answers(model, tok, [prompts_all[i] for i in mine], batch_size=eval_bs,
+                                       max_new_tokens=budgets[k - 1], synced_gpus=synced_gpus, progress=bar.update)
         for rec, ans, i in zip(local, answers, mine):
             pred, ok, extra = _score(scorer, task, ans["text"], rows[i])
             rec[f"s{k}"] = {**ans, "pred": pred, "correct": ok, **extra}
+        if formal:
+            gen = conversation_generator(model, tok, batch_size=eval_bs, max_new_tokens=budgets[k - 1],
+                                         window=window, desc=f"refine s{k}", enabled=progress and main)
+            add_formal_fields(task, [rec[f"s{k}"] for rec in local], [rows[i] for i in mine],
+                              questions=[question_text(task, rows[i]) for i in mine], generate=gen, rounds=refine,
+                              refine_on=refine_on, template_repair=template_repair, scorer=scorer)
     if accelerator is not None and world > 1:
         from accelerate.utils import gather_object
 
@@ -143,6 +166,8 @@ def evaluate(students: list[tuple[Any, Any]], rows: list[dict[str, Any]], task: 
         for k in range(1, 3):
             metrics[f"valid_s{k}"] = rate(lambda p, k=k: p[f"s{k}"]["valid"]) if k <= len(students) else None
     metrics["ensemble_rule"] = "logprob_per_byte"
+    metrics["table"] = table_rows(preds, n_students=len(students), first=row_name, refine=refine,
+                                  refine_on=refine_on, template_repair=template_repair)
     if out_dir is not None and (accelerator is None or accelerator.is_main_process):
         out = Path(out_dir)
         atomic_write_jsonl(out / "predictions.jsonl", preds)
@@ -184,9 +209,39 @@ def run_budgets(run_dir: str | Path, tokenizers: dict[str, Any],
     return {k: int(floor) for k in tokenizers}, "the floor (no train_summary.json budget or training data found)"
 
 
+def load_base_student(folder: str | Path, *, device_index: int | None = None, device=None):
+    """A trained student's *untrained* self: the base of its adapter (``adapter_config.json``), quantised as
+    the run's ``train_config.json`` says, with the student's saved tokenizer (so the prompts are the
+    trained student's) and no adapter, in eval mode. Returns ``(model, tokenizer)``."""
+    from types import SimpleNamespace
+
+    from distill.students.load import check_model_ref, check_quantization, load_base_model, read_run_config
+    from distill.students.tokenizer import load_tokenizer
+
+    folder = Path(folder)
+    cfg_file = folder / "adapter_config.json"
+    if not cfg_file.is_file():
+        raise ConfigError(f"{folder}: no adapter_config.json (not a trained student folder)")
+    settings = read_run_config(folder.parent)
+    q4, q8 = bool(settings.get("load_in_4bit", False)), bool(settings.get("load_in_8bit", False))
+    check_quantization(SimpleNamespace(load_in_4bit=q4, load_in_8bit=q8))
+    base = json.loads(cfg_file.read_text())["base_model_name_or_path"]
+    flag = f"{cfg_file}: base_model_name_or_path"
+    check_model_ref(base, flag)
+    model = load_base_model(base, load_in_4bit=q4, load_in_8bit=q8, flag=flag, device_index=device_index)
+    tok = load_tokenizer(folder)
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tok.pad_token_id
+    if device is not None and not (q4 or q8):
+        model.to(device)
+    return model.eval(), tok
+
+
 def evaluate_run(run_dir: str | Path, task: str, test_file: str | Path, *, eval_bs: int = 8,
                  max_new_tokens: int | None = None, limit: int | None = None,
-                 out_dir: str | Path | None = None, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+                 out_dir: str | Path | None = None, log: Callable[[str], None] | None = None,
+                 base: bool = False, template_repair: bool = False, refine: int = 0,
+                 refine_on: str = "invalid", progress: bool = True) -> dict[str, Any]:
     """Evaluate a finished run's students (``RUN/student1``, ``RUN/student2``) and their ensemble.
 
     Each student loads as it was trained (:func:`distill.students.load.load_trained_student`:
@@ -194,14 +249,21 @@ def evaluate_run(run_dir: str | Path, task: str, test_file: str | Path, *, eval_
     :func:`run_budgets`, and the evaluation is the end-of-training one (:func:`evaluate`),
     writing ``out_dir`` (default ``RUN/eval``). Under ``accelerate launch`` every rank evaluates
     its shard and the results are gathered. Returns the metrics.
+
+    ``base``: the untrained students instead (:func:`load_base_student`, same prompts and budgets;
+    default ``out_dir`` ``RUN/eval/base``, the table's first row). ``template_repair``, ``refine``,
+    ``refine_on``: the formal-task rows (:mod:`distill.students.formal_eval`); a one-line
+    :class:`ConfigError` for any other task.
     """
     from accelerate import PartialState
 
     from distill.data.jsonl import read_rows
     from distill.data.tasks import get_task
+    from distill.students.formal_eval import check_formal_options
     from distill.students.load import load_trained_student
 
     get_task(task)
+    check_formal_options(task, refine=refine, refine_on=refine_on, template_repair=template_repair)
     run_dir = Path(run_dir)
     test = Path(test_file)
     if not test.is_file():
@@ -213,7 +275,8 @@ def evaluate_run(run_dir: str | Path, task: str, test_file: str | Path, *, eval_
     rows = rows[:limit] if limit else rows
     state = PartialState()
     dev_idx = state.local_process_index if torch.cuda.is_available() else None
-    students = [load_trained_student(f, device_index=dev_idx, device=state.device) for f in folders]
+    load = load_base_student if base else load_trained_student
+    students = [load(f, device_index=dev_idx, device=state.device) for f in folders]
     if max_new_tokens is not None:
         budgets = [int(max_new_tokens)] * len(students)
     else:
@@ -227,6 +290,8 @@ def evaluate_run(run_dir: str | Path, task: str, test_file: str | Path, *, eval_
         process_index = state.process_index
         is_main_process = state.is_main_process
 
+    default_out = run_dir / "eval" / "base" if base else run_dir / "eval"
     _, metrics = evaluate(students, rows, task, accelerator=_Shard(), eval_bs=eval_bs, max_new_tokens=budgets,
-                          out_dir=Path(out_dir) if out_dir else run_dir / "eval")
+                          out_dir=Path(out_dir) if out_dir else default_out, template_repair=template_repair,
+                          refine=refine, refine_on=refine_on, progress=progress, row_name="base" if base else "distilled")
     return metrics

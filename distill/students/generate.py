@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -126,14 +126,14 @@ def _until_eos_mask(gen: torch.Tensor, eos_ids: set[int]) -> torch.Tensor:
 
 @torch.no_grad()
 def generate_answers(model, tok, prompts: list[str], *, batch_size: int, max_new_tokens: int,
-                     synced_gpus: bool = False) -> list[dict[str, Any]]:
+                     synced_gpus: bool = False, progress: Callable[[int], Any] | None = None) -> list[dict[str, Any]]:
     """Greedy answers for chat-formatted prompts, in input order, each
     ``{text, logprob, n_bytes, logprob_per_byte, mean_logprob, n_tokens, hit_budget}``.
 
     ``logprob`` sums the raw log-probabilities of the generated tokens up to and including the
     stop token; ``mean_logprob`` divides it by ``n_tokens``, ``logprob_per_byte`` by the UTF-8
     bytes of ``text`` (at least 1). ``hit_budget``: the answer used all ``max_new_tokens``
-    without a stop token.
+    without a stop token. ``progress(n)`` is called after each batch of ``n`` prompts (a bar's ``update``).
     """
     was_training = model.training
     model.eval()
@@ -168,7 +168,47 @@ def generate_answers(model, tok, prompts: list[str], *, batch_size: int, max_new
                                 "logprob_per_byte": lp / max(1, n_bytes), "mean_logprob": lp / max(1, int(n[j])),
                                 "n_tokens": int(n[j]),
                                 "hit_budget": bool(not has_stop[j] and int(n[j]) >= max_new_tokens)})
+                if progress is not None:
+                    progress(gen.shape[0])
     finally:
         tok.padding_side = old_side
         model.train(was_training)
     return out
+
+
+# ------------------------------------------------------------------------- conversations
+def render_conversation(tok, messages: list[dict[str, str]]) -> str:
+    """A multi-turn conversation as the student's prompt text, ending where its next answer starts:
+    rendered exactly as multi-turn training rows are (:func:`distill.students.messages.render`), i.e.
+    with the student's chat template, or for a tokenizer without one the plain-text continuation of
+    ``chat_prompt``'s form (``question\\nAnswer: answer<eos>\\nfeedback\\nAnswer: ``). A one-turn
+    conversation renders exactly as :func:`distill.students.data.chat_prompt`.
+    """
+    from distill.students.messages import render
+
+    return render(tok, messages, generation_prompt=True)
+
+
+def conversation_generator(model, tok, *, batch_size: int, max_new_tokens: int, window: int | None = None,
+                           desc: str = "refine", enabled: bool = True):
+    """``generate(conversations) -> list[str | None]`` for :func:`distill.students.refine.refine_loop`:
+    greedy answers (:func:`generate_answers`) to the rendered conversations, with the same budget every
+    round; ``None`` for a conversation whose prompt plus budget no longer fits ``window`` tokens."""
+    from distill.progress import progress_bar
+
+    calls = [0]
+
+    def generate(conversations: list[list[dict[str, str]]]) -> list[str | None]:
+        calls[0] += 1
+        prompts = [render_conversation(tok, c) for c in conversations]
+        lengths = [len(ids) for ids in tok(prompts, add_special_tokens=False)["input_ids"]] if prompts else []
+        fits = [i for i, n in enumerate(lengths) if window is None or n + max_new_tokens <= window]
+        out: list[str | None] = [None] * len(prompts)
+        with progress_bar(len(fits), f"{desc} round {calls[0]}", unit="answer", enabled=enabled) as bar:
+            answers = generate_answers(model, tok, [prompts[i] for i in fits], batch_size=batch_size,
+                                       max_new_tokens=max_new_tokens, progress=bar.update)
+        for i, ans in zip(fits, answers):
+            out[i] = ans["text"]
+        return out
+
+    return generate

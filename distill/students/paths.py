@@ -33,6 +33,20 @@ def _source_rows(folder: Path, task: str) -> dict[str, dict[str, Any]]:
     return by_id
 
 
+def _messages_path(row: dict[str, Any], *, file: str, lineno: int) -> dict[str, Any]:
+    """The one path of a row that carries ``messages`` (repair pairs, multi-turn step-by-step rows)."""
+    from distill.students.messages import check_messages, messages_texts
+
+    if row.get("responses") is not None:
+        raise DataError(file, lineno, "a row carries either 'messages' (one multi-turn example) or 'responses' "
+                                      "(reasoning paths), not both")
+    messages = check_messages(row["messages"], file, lineno)
+    question, response = messages_texts(messages)
+    style = row.get("style")
+    return {"id": str(row["id"]), "path_idx": 0, "style": style if isinstance(style, str) and style else "messages",
+            "correct": True, "question_text": question, "response": response, "messages": messages}
+
+
 def _paths_from_row(row: dict[str, Any], src: dict[str, Any], task: str, *, only_correct: bool,
                     file: str, lineno: int) -> list[dict[str, Any]]:
     responses = row.get("responses")
@@ -75,17 +89,24 @@ def _kind(path: Path) -> str:
         return "judged"
     if name.endswith(".correct.jsonl"):
         return "correct"
-    raise ConfigError(f"{path}: a training file must be *.correct.jsonl, *.judged.jsonl or *.enriched.jsonl")
+    if name.endswith(".jsonl") and (not is_output_file(path) or name.endswith(".repairs.jsonl")):
+        return "messages"  # (a *.repairs.jsonl of `distill prompt --repair-rounds` is messages rows too)
+    raise ConfigError(f"{path}: a training file must be *.correct.jsonl, *.judged.jsonl, *.enriched.jsonl or a "
+                      "*.jsonl of messages rows")
 
 
 def train_files(cfg) -> list[Path]:
-    """The training files the config selects (explicit file, or the research layout glob)."""
+    """The training files the config selects: ``--train_file`` (one file, or several joined by commas),
+    or the research layout glob."""
     if cfg.train_file:
-        p = Path(cfg.train_file)
-        if not p.is_file():
-            raise ConfigError(f"--train_file {p}: no such file")
-        _kind(p)
-        return [p]
+        files = [Path(p.strip()) for p in str(cfg.train_file).split(",") if p.strip()]
+        if not files:
+            raise ConfigError(f"--train_file {cfg.train_file!r}: names no file")
+        for p in files:
+            if not p.is_file():
+                raise ConfigError(f"--train_file {p}: no such file")
+            _kind(p)
+        return files
     folder = Path(cfg.data_root) / cfg.task / "train"
     suffix = "judged" if cfg.judged_only else ("correct" if cfg.is_quality else "enriched")
     files = sorted(Path(p) for p in glob.glob(str(folder / f"*.{suffix}.jsonl")))
@@ -102,7 +123,11 @@ def load_train_paths(cfg) -> list[dict[str, Any]]:
     A correct/judged row that carries its own question fields (as the research code's files do:
     ``question``, ``choices``, ``table``, ``premise``...) is its own source; one that holds only ids
     and paths gets its question from the source rows (non-output ``*.jsonl`` or ``*.enriched.jsonl``)
-    in the same folder. Every row goes through the one row validator
+    in the same folder. A row that carries ``messages`` (system / user / assistant turns: the repair
+    pairs of ``distill augment``, multi-turn step-by-step rows) is one example with that ``messages``
+    list (its ``response`` is the assistant turns' text, :func:`distill.students.messages.messages_texts`),
+    in a correct/judged file or in a plain ``*.jsonl`` given as ``--train_file``, where every row must
+    carry ``messages``. Every row goes through the one row validator
     (:func:`distill.data.jsonl.validate_row`). ``sample_size`` keeps the first N rows (all of their paths).
     """
     examples: list[dict[str, Any]] = []
@@ -110,10 +135,17 @@ def load_train_paths(cfg) -> list[dict[str, Any]]:
     spec = get_task(cfg.task)
     for f in train_files(cfg):
         kind = _kind(f)
-        sources = _source_rows(f.parent, cfg.task) if kind != "enriched" else {}
+        sources = _source_rows(f.parent, cfg.task) if kind in ("correct", "judged") else {}
         for lineno, row in iter_rows(f, spec, enriched=(kind == "enriched"), question=(kind == "enriched")):
             if cfg.sample_size is not None and rows_seen >= cfg.sample_size:
                 break
+            if kind == "messages" or row.get("messages") is not None:
+                if kind == "messages" and row.get("messages") is None:
+                    raise DataError(f, lineno, "missing required field 'messages' (a plain *.jsonl training file "
+                                               "holds messages rows; name reasoning paths *.correct.jsonl)")
+                examples.append(_messages_path(row, file=str(f), lineno=lineno))
+                rows_seen += 1
+                continue
             if kind == "enriched" or has_question_fields(row, spec):
                 if kind != "enriched":
                     validate_row(row, spec, f, lineno)  # its own source: every question field checked as one

@@ -19,7 +19,8 @@ class DataConfig:
 
     task: str = _f("gsm8k", "task name from distill.data.tasks (decides prompts and the answer verifier)")
     data_root: str = _f("./data", "research layout root: <root>/<task>/train/*.correct.jsonl and test/*.jsonl")
-    train_file: str | None = _f(None, "explicit training file (*.correct.jsonl, *.enriched.jsonl or *.judged.jsonl)")
+    train_file: str | None = _f(None, "explicit training file(s), comma-separated: *.correct.jsonl, *.enriched.jsonl, "
+                                "*.judged.jsonl, or a *.jsonl of messages rows (repair pairs)")
     test_file: str | None = _f(None, "explicit test file (source rows); default <root>/<task>/test/*.jsonl")
     is_quality: bool = _f(True, "true: train on verified paths (*.correct.jsonl); false: all paths of *.enriched.jsonl")
     judged_only: bool = _f(False, "train only on judge-approved paths (*.judged.jsonl, same schema as correct)")
@@ -96,11 +97,13 @@ class OptimConfig:
     max_grad_norm: float = _f(1.0, "gradient clipping norm (0 disables)")
     seed: int = _f(42, "seed for model init noise, LoRA init, dropout and data order")
     max_steps: int | None = _f(None, "stop after this many optimizer steps (smoke runs); None = full epochs")
+    neftune_alpha: float = _f(0.0, "NEFTune: uniform noise U(-1,1) * A / sqrt(L*d) on both students' input embeddings "
+                                   "during training only (L: the batch's padded length, d: hidden size); 0 = off")
 
     def __post_init__(self) -> None:
         _at_least(self, ("epochs", "bs", "grad_accum", "max_steps"), 1)
         _at_least(self, ("lr_s1", "lr_s2", "lr_router"), 0, strict=True)
-        _at_least(self, ("weight_decay", "max_grad_norm"), 0)
+        _at_least(self, ("weight_decay", "max_grad_norm", "neftune_alpha"), 0)
         _need(0 <= self.warmup_ratio < 1, f"--warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
 
 

@@ -247,6 +247,12 @@ def setup_run(cfg: TrainConfig, examples: list[dict[str, Any]]) -> Run:
     s1, tok1 = load_student(st.model1, st, cfg.lora, flag="--model1", device_index=dev_idx)
     s2, tok2 = (None, None) if st.is_sft else load_student(st.model2, st, cfg.lora, flag="--model2",
                                                            device_index=dev_idx)
+    if cfg.optim.neftune_alpha > 0:  # training-mode forwards only (distill.students.neftune)
+        from distill.students.neftune import add_neftune
+
+        for student in (s1, s2):
+            if student is not None:
+                add_neftune(student, cfg.optim.neftune_alpha)
     tokenizers = {"s1": tok1} if s2 is None else {"s1": tok1, "s2": tok2}
     max_lens = {k: min(cfg.data.max_len, context_window(m.config) or cfg.data.max_len)
                 for k, m in (("s1", s1), ("s2", s2)) if m is not None}
