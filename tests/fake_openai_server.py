@@ -20,6 +20,10 @@ requests form a backlog that delays every later one. ``generated`` counts answer
 reason (OpenAI ``finish_reason``; for Gemini ``length`` is sent as ``MAX_TOKENS``), and
 ``truncate_at`` cuts their text to that many characters, as a token limit would.
 
+Multi-turn requests (``--repair-rounds``): the responder gets the *last* user turn as its prompt
+(OpenAI ``messages[-1]``, Gemini ``contents[-1]``), and every OpenAI request with more than one message
+is kept as sent in ``conversations``.
+
 Usage: ``prompt_tokens`` is the prompt's word count and ``completion_tokens`` the answer's.
 ``cached_tokens=K`` also reports ``min(K, prompt_tokens)`` of the prompt as served from the
 provider's prompt cache (OpenAI ``usage.prompt_tokens_details.cached_tokens``, Gemini
@@ -85,6 +89,7 @@ class FakeTeacherServer:
         self.by_kind: Counter = Counter()
         self.prompts: Counter = Counter()  # prompt -> requests received
         self.auth_headers: list[str] = []
+        self.conversations: list[list[dict]] = []  # OpenAI requests with more than one message, as sent
         self.in_flight = 0
         self.max_in_flight = 0
         self.stop_event = threading.Event()
@@ -108,12 +113,15 @@ class FakeTeacherServer:
                 gemini = ":generateContent" in self.path
                 if gemini:
                     model = self.path.split("/models/", 1)[-1].split(":", 1)[0]
-                    prompt = body["contents"][0]["parts"][0]["text"]
+                    prompt = body["contents"][-1]["parts"][0]["text"]
                     auth = self.headers.get("x-goog-api-key", "")
                 elif self.path.endswith("/chat/completions"):
                     model = body.get("model", "")
                     prompt = body["messages"][-1]["content"]
                     auth = self.headers.get("Authorization", "")
+                    if len(body["messages"]) > 1:
+                        with outer.lock:
+                            outer.conversations.append(body["messages"])
                 else:
                     self._send(404, b'{"error": {"message": "no such endpoint"}}')
                     return

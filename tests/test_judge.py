@@ -100,3 +100,33 @@ def test_judge_checks_its_outputs_are_writable_before_asking(tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "test.judged.jsonl" in err[0], err
         assert srv.requests == asked
+
+
+def test_judge_counts_cost_and_stops_at_max_spend(tmp_path, capsys):
+    """The judge's spend is controlled like the teacher's: prices, cost line, --max-spend (issue 16)."""
+    with FakeTeacherServer(responder=responder) as srv:
+        common, src = _prompted(tmp_path, srv)
+        asked = srv.requests
+        # no price for this model: --max-spend is refused in one line before any request
+        assert main(["judge", *common, "--model", "judge-m", "--max-spend", "1"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "--max-spend needs prices" in err and srv.requests == asked
+        # worst case per request: 100 completion tokens at $100/M = $0.01; the cap fits one request only
+        summary = tmp_path / "judge.json"
+        rc = main(["judge", *common, "--model", "judge-m", "--max-tokens", "100", "--price-in", "0",
+                   "--price-out", "100", "--max-spend", "0.0105", "--summary-json", str(summary)])
+        out = capsys.readouterr().out
+        assert rc == 1 and srv.requests == asked + 1
+        assert "not asked 3" in out and "spend cap reached" in out and "cost: $0.0" in out
+        s = json.loads(summary.read_text())
+        assert s["not_asked_paths"] == 3 and s["max_spend"]["reached"] is True
+        assert s["usage"]["this_run"]["answers"] == 1 and s["usage"]["this_run"]["cost_usd"] > 0
+        assert s["prices"]["output_per_mtok"] == 100
+        # a rerun with room judges only the three not asked (the first verdict is in the cache)
+        rc = main(["judge", *common, "--model", "judge-m", "--max-tokens", "100", "--price-in", "0",
+                   "--price-out", "100", "--max-spend", "1"])
+        out = capsys.readouterr().out
+        assert rc == 0 and srv.requests == asked + 4 and "from cache (1 answers)" in out
+        # a model in the price table needs no flags
+        assert main(["judge", *common, "--model", "gpt-4o-mini"]) == 0
+        assert "table: gpt-4o-mini" in capsys.readouterr().out

@@ -97,3 +97,39 @@ def test_global_in_flight_limit(tmp_path):
         stats = run(backend, jobs, concurrency=5)
     # the server saw at most (and, with 30 slow requests, exactly) 5 requests at once: the limit really limited
     assert stats.completed == 30 and srv.max_in_flight == 5
+
+
+def test_a_refused_run_leaves_no_empty_cache_file(tmp_path, capsys):
+    """Issue 12: the scripted teacher refuses rows it did not generate (an error raised at request time);
+    the run stops with one line and must not leave the empty ``test.cache.jsonl`` it created behind."""
+    import json
+
+    from distill.commands import main
+
+    src = tmp_path / "smt" / "test.jsonl"
+    src.parent.mkdir()
+    src.write_text(json.dumps({"id": "a", "question": "Find x > 2.",
+                               "gold_answer": "(declare-const x Int)\n(assert (> x 2))\n(check-sat)"}) + "\n")
+    rc = main(["prompt", "--root", str(tmp_path), "--dataset", "smt", "--backend", "scripted", "--model", "scripted",
+               "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "has no 'spec'" in err
+    assert sorted(p.name for p in src.parent.iterdir()) == ["test.jsonl"]
+
+
+def test_cache_removes_only_an_empty_file_it_created(tmp_path):
+    fresh = ResponseCache(tmp_path / "new.cache.jsonl")
+    fresh.open_for_append()
+    assert fresh.path.exists()  # created up front: an unwritable cache fails before any request
+    fresh.close()
+    assert not fresh.path.exists()
+    theirs = tmp_path / "theirs.cache.jsonl"
+    theirs.write_bytes(b"")  # an empty file this run did not create stays
+    c = ResponseCache(theirs)
+    c.open_for_append()
+    c.close()
+    assert theirs.exists()
+    used = ResponseCache(tmp_path / "used.cache.jsonl")
+    used.add("k", {"text": "answer"})
+    used.close()
+    assert len(ResponseCache(used.path)) == 1

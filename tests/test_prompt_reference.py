@@ -88,3 +88,30 @@ def test_reference_with_other_styles_or_samples_is_one_line(tmp_path, capsys, fl
                "--no-progress"])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and needle in err and "--styles reference --n 1" in err
+
+
+def test_reference_backend_picks_its_style_and_one_path_itself_and_costs_zero(tmp_path, capsys):
+    g = write(tmp_path, "gsm8k", GSM8K[:2])
+    summary = tmp_path / "s.json"
+    rc = main(["prompt", "--root", str(tmp_path), "--dataset", "gsm8k", "--backend", "reference", "--no-progress",
+               "--max-spend", "0.01", "--summary-json", str(summary)])  # no --styles, no --n, no price flags
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    rows = read(g.with_name("test.enriched.jsonl"))
+    assert [r["styles"] for r in rows] == [["reference"]] * 2 and [r["correct_flags"] for r in rows] == [[True]] * 2
+    assert "cost: $0 (no price needed" in out and "unknown" not in out
+    s = json.loads(summary.read_text())
+    assert s["usage"]["this_run"]["cost_usd"] == 0 and s["prices"]["input_per_mtok"] == 0
+
+
+@pytest.mark.parametrize("flags, needle", [
+    (["--n", "3"], "not --n 3"),
+    (["--styles", "cot,reference"], "not cot,reference"),
+])
+def test_reference_with_explicit_other_values_fails_before_anything_is_written(tmp_path, capsys, flags, needle):
+    g = write(tmp_path, "gsm8k", GSM8K[:1])
+    rc = main(["prompt", "--root", str(tmp_path), "--dataset", "gsm8k", "--backend", "reference", *flags,
+               "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and needle in err and "--styles reference --n 1" in err
+    assert sorted(p.name for p in g.parent.iterdir()) == ["test.jsonl"]

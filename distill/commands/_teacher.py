@@ -44,6 +44,29 @@ def add_transport_arguments(parser: argparse.ArgumentParser, *, default_model: s
                         help="openai-batch: most requests per batch (default 50000, the API's limit)")
 
 
+def add_cost_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """Prices and the spend cap (``distill prompt`` and ``distill judge``); returns the group."""
+    cost = parser.add_argument_group("cost control")
+    cost.add_argument("--price-in", type=float, default=None, metavar="USD",
+                      help="USD per million prompt tokens (with --price-out; default: the built-in table for "
+                           "common models, else tokens only)")
+    cost.add_argument("--price-out", type=float, default=None, metavar="USD",
+                      help="USD per million completion tokens")
+    cost.add_argument("--price-cached", type=float, default=None, metavar="USD",
+                      help="USD per million prompt tokens served from the provider's prompt cache "
+                           "(default: --price-in, or the table's)")
+    cost.add_argument("--max-spend", type=float, default=None, metavar="USD",
+                      help="stop sending requests before this run's estimated spend would pass USD (needs a price); "
+                           "each request reserves its worst case (prompt bytes + --max-tokens)")
+    return cost
+
+
+def cost_options(args: argparse.Namespace) -> dict:
+    """The cost flags as keyword arguments of ``run_prompting`` / ``run_judge``."""
+    return {"price_in": args.price_in, "price_out": args.price_out, "price_cached": args.price_cached,
+            "max_spend": args.max_spend}
+
+
 def teacher_options(args: argparse.Namespace):
     from distill.prompting.transport import TeacherOptions
 

@@ -9,6 +9,7 @@ Examples::
     distill prompt --root ./data --dataset gsm8k --model gpt-4o-mini --max-spend 2.50 --resample-unsolved 2
     distill prompt --root ./data --dataset gsm8k --base-url http://localhost:8000/v1 --model my-model \\
         --price-in 0.20 --price-out 0.80 --max-spend 1
+    distill prompt --root ./data --dataset smt,asp,dot --model gpt-4o-mini --repair-rounds 2
 
 Outputs beside each source ``<stem>.jsonl``: ``<stem>.enriched.jsonl``, ``<stem>.correct.jsonl``
 and the answer cache ``<stem>.cache.jsonl`` (a rerun re-asks only what is not in it).
@@ -24,36 +25,32 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from distill.commands._teacher import add_transport_arguments, source_selection, teacher_options
+from distill.commands._teacher import (
+    add_cost_arguments, add_transport_arguments, cost_options, source_selection, teacher_options,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = __doc__.split("Examples::", 1)[1].split("The work is", 1)[0]
     add_transport_arguments(parser, default_model="gpt-4o-mini")
-    parser.add_argument("--n", type=int, default=6,
-                        help="paths per question; styles are cycled in order (default 6)")
+    parser.add_argument("--n", type=int, default=None,
+                        help="paths per question; styles are cycled in order (default 6; 1 with --backend reference)")
     parser.add_argument("--styles", default=None,
-                        help="comma list of styles (default cot,program,knowledge,tot,fwd_bwd,plain)")
+                        help="comma list of styles (default cot,program,knowledge,tot,fwd_bwd,plain; reference "
+                             "with --backend reference)")
     parser.add_argument("--styles-file", type=Path, default=None,
                         help="YAML/JSON file {name: template with {core}} adding or replacing styles")
     parser.add_argument("--temperature", type=float, default=0.7, help="sampling temperature (default 0.7)")
     parser.add_argument("--max-tokens", type=int, default=1024, help="max completion tokens (default 1024)")
-    cost = parser.add_argument_group("cost control")
-    cost.add_argument("--price-in", type=float, default=None, metavar="USD",
-                      help="USD per million prompt tokens (with --price-out; default: the built-in table for "
-                           "common models, else tokens only)")
-    cost.add_argument("--price-out", type=float, default=None, metavar="USD",
-                      help="USD per million completion tokens")
-    cost.add_argument("--price-cached", type=float, default=None, metavar="USD",
-                      help="USD per million prompt tokens served from the provider's prompt cache "
-                           "(default: --price-in, or the table's)")
-    cost.add_argument("--max-spend", type=float, default=None, metavar="USD",
-                      help="stop sending requests before this run's estimated spend would pass USD (needs a price); "
-                           "each request reserves its worst case (prompt bytes + --max-tokens)")
+    cost = add_cost_arguments(parser)
     cost.add_argument("--resample-unsolved", type=int, default=0, metavar="K",
                       help="after the first pass, ask questions with no verified path again (new sample "
                            "indices), up to K rounds (default 0)")
+    parser.add_argument("--repair-rounds", type=int, default=0, metavar="K",
+                        help="formal tasks (smt, asp, dot): send a program the solver rejects back to the teacher "
+                             "with the solver's error, in the same conversation, up to K rounds per path; repair "
+                             "examples go to <stem>.repairs.jsonl (default 0)")
     cost.add_argument("--resample-styles", default=None, metavar="A,B",
                       help="styles of the resampling rounds, one path each per round (default: --styles)")
 
@@ -64,8 +61,7 @@ def run(args: argparse.Namespace) -> int:
     report = run_prompting(teacher_options(args), source_selection(args), n=args.n, styles=args.styles,
                            styles_file=args.styles_file, temperature=args.temperature, max_tokens=args.max_tokens,
                            progress=not args.no_progress, summary_json=args.summary_json,
-                           price_in=args.price_in, price_out=args.price_out, price_cached=args.price_cached,
-                           max_spend=args.max_spend, resample_unsolved=args.resample_unsolved,
-                           resample_styles=args.resample_styles)
+                           **cost_options(args), resample_unsolved=args.resample_unsolved,
+                           resample_styles=args.resample_styles, repair_rounds=args.repair_rounds)
     print(report.format())
     return 1 if report.stats.failed or report.cap_reached else 0

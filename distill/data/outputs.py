@@ -48,7 +48,7 @@ def correct_path(source: str | os.PathLike) -> Path:
     return p.with_name(f"{stem_of(p)}.correct.jsonl")
 
 
-OUTPUT_SUFFIXES = (".enriched.jsonl", ".correct.jsonl", ".judged.jsonl", ".cache.jsonl")
+OUTPUT_SUFFIXES = (".enriched.jsonl", ".correct.jsonl", ".judged.jsonl", ".cache.jsonl", ".repairs.jsonl")
 
 
 def stem_of(path: str | os.PathLike) -> str:

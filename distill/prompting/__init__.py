@@ -14,7 +14,9 @@ Modules, one job each:
   in-flight limit and the async engine (one global in-flight limit, every fault retried, failures
   recorded, token usage counted); its run statistics and progress line.
 - :mod:`.cost` -- prices (flags or a dated table), token usage sums, the ``--max-spend`` cap;
-  :mod:`.resample` -- ``--resample-unsolved`` rounds.
+  :mod:`.resample` -- ``--resample-unsolved`` rounds; :mod:`.repair` / :mod:`.repair_rows` --
+  ``--repair-rounds`` (formal tasks: a rejected program sent back with the solver's error, its trail
+  and repair examples).
 - :mod:`.planning` / :mod:`.stages` / :mod:`.summary` -- a ``distill prompt`` run's settings and jobs;
   its preflight and output stages (locks, verification, enriched/correct files); its report.
 - :mod:`.pipeline` -- the whole command, ``run_prompting`` (``distill prompt``), from those pieces.

@@ -41,6 +41,10 @@ class Request:
 
     ``row`` and ``style`` are passed for backends that need them (the scripted
     teacher answers from the row; API backends only send ``prompt``).
+
+    ``messages`` is set for a multi-turn request (``--repair-rounds``: the original prompt, the teacher's
+    answer, then the solver's error): chat backends send it as the conversation. ``prompt`` then holds
+    the same conversation as one text, for backends that take a single prompt (and ignore ``messages``).
     """
 
     prompt: str
@@ -52,6 +56,12 @@ class Request:
     max_tokens: int
     #: seconds this attempt may take; set by the engine per attempt (a retried time-out gets more)
     timeout: float | None = None
+    #: the whole conversation as OpenAI-style ``{"role", "content"}`` turns, or None (one user turn: ``prompt``)
+    messages: list[dict[str, str]] | None = None
+
+    def chat_messages(self) -> list[dict[str, str]]:
+        """The turns to send: ``messages``, or ``prompt`` as the one user turn."""
+        return list(self.messages) if self.messages else [{"role": "user", "content": self.prompt}]
 
 
 @runtime_checkable

@@ -7,6 +7,9 @@ records never interleave; a torn last line (power loss) is skipped on load and t
 is re-terminated before new appends. A record that cannot be used (edited by hand: no
 ``text``, a non-string answer, bad JSON) is skipped and reported, and its answer asked again.
 A write that fails part-way (full disk) is truncated away: a record counts only when whole.
+The file is created by the first :meth:`ResponseCache.open_for_append` (the writability check before any
+request) or record; a file this object created that is still empty when it is closed (every request was
+refused, the run stopped before an answer) is removed again, so a refused run leaves nothing behind.
 ``fsync`` runs at most every ``fsync_every`` seconds and on close, which bounds loss on power
 failure without paying a disk flush per request. Each record keeps the answer's token usage
 (``prompt_tokens``, ``completion_tokens``, ``cached_tokens``), so a rerun reports what its cached
@@ -86,6 +89,8 @@ class ResponseCache:
         self._fd: int | None = None
         self._last_sync = 0.0
         self._dirty = False
+        self._created = False  # this object created the file (removed again on close if still empty)
+        self._wrote = False
         self._load()
 
     def _load(self) -> None:
@@ -134,7 +139,11 @@ class ResponseCache:
         if self._fd is None:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+                try:
+                    self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o666)
+                    self._created = True
+                except FileExistsError:
+                    self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
             except OSError as exc:
                 raise output_error(self.path, exc, "cannot open the answer cache") from None
             if getattr(self, "_needs_newline", False):
@@ -174,6 +183,7 @@ class ResponseCache:
         line = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
         self._open()
         self._write_all(line)
+        self._wrote = True
         fd = self._fd
         self.records[key] = record
         self._dirty = True
@@ -192,6 +202,19 @@ class ResponseCache:
             finally:
                 os.close(fd)
                 self._dirty = False
+            if self._created and not self._wrote:
+                self._remove_if_empty()
+
+    def _remove_if_empty(self) -> None:
+        """Remove the file this object created when nothing was ever written to it."""
+        try:
+            if self.path.stat().st_size == 0:
+                self.path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise output_error(self.path, exc, "cannot remove the empty answer cache") from None
+        self._created = False
 
     def __enter__(self) -> "ResponseCache":
         return self

@@ -94,15 +94,22 @@ class Prices:
                 "source": self.source}
 
 
+#: backends that cost nothing whatever the model name (``reference``: the dataset's own solutions)
+FREE_BACKENDS = {"reference": "--backend reference: the dataset's own solutions, nothing is paid"}
+
+
 def resolve_prices(model: str, price_in: float | None = None, price_out: float | None = None,
                    price_cached: float | None = None, backend: str | None = None) -> Prices | None:
-    """Prices from the flags (both ``--price-in`` and ``--price-out``, taken as given), else from the table
-    (times :data:`BATCH_DISCOUNT` for a batch ``backend``), else None."""
+    """Prices from the flags (both ``--price-in`` and ``--price-out``, taken as given), else zero for a
+    :data:`FREE_BACKENDS` backend, else from the table (times :data:`BATCH_DISCOUNT` for a batch
+    ``backend``), else None."""
     if (price_in is None) != (price_out is None):
         raise ConfigError("--price-in and --price-out go together (USD per million prompt / completion tokens)")
     if price_in is not None:
         return Prices(price_in, price_out, price_in if price_cached is None else price_cached,
                       "--price-in/--price-out")
+    if backend in FREE_BACKENDS:
+        return Prices(0.0, 0.0, 0.0, FREE_BACKENDS[backend])
     key = table_key(model)
     if key is None:
         if price_cached is not None:
@@ -115,6 +122,18 @@ def resolve_prices(model: str, price_in: float | None = None, price_out: float |
     return Prices(inp * share, out * share, cached * share if price_cached is None else price_cached,
                   f"table: {key} (list prices as of {PRICES_AS_OF}{note}; they change, --price-in/--price-out "
                   "override)")
+
+
+def check_max_spend(max_spend: float | None, prices: Prices | None, model: str) -> None:
+    """``--max-spend`` needs a price and a finite amount > 0 (checked before anything is sent)."""
+    if max_spend is None:
+        return
+    if prices is None:
+        raise ConfigError(f"--max-spend needs prices: model {model!r} is not in the price table "
+                          "(distill.prompting.cost.PRICE_TABLE); pass --price-in and --price-out "
+                          "(USD per million tokens)")
+    if not 0 < max_spend < float("inf"):
+        raise ConfigError(f"--max-spend must be a finite amount > 0 USD (got {max_spend})")
 
 
 @dataclass

@@ -58,10 +58,16 @@ class Job:
     spent: Usage = field(default_factory=Usage)  # tokens this run's attempts were billed (cache hits: none)
     skipped: bool = False  # never answered because the --max-spend cap was reached (``error`` says so)
     verdict: Any = None  # the verifier's Verdict once scored (set by the prompt pipeline)
+    repairs: list["Job"] = field(default_factory=list)  # --repair-rounds: this path's repair requests, in order
 
     @property
     def ok(self) -> bool:
         return self.completion is not None
+
+    @property
+    def final(self) -> "Job":
+        """The path's answer that counts: its last answered repair, else itself."""
+        return next((r for r in reversed(self.repairs) if r.ok), self)
 
 
 def _fault_kind(exc: BaseException) -> str:

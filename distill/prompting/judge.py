@@ -10,6 +10,11 @@ correct-only file. Same backends, concurrency, retries and durable cache
 
 A path is kept only if the judge's final line says ``Verdict: SOUND``; an unparseable
 verdict or a judge request that failed after all retries drops the path and is reported.
+
+Cost control is ``distill prompt``'s (:mod:`distill.prompting.cost`): token usage in the report and the
+summary, the cost from ``--price-in/--price-out`` or the price table, and ``--max-spend`` stopping
+the requests before the estimate would pass it (paths it kept from being judged are dropped, counted as
+not asked; a rerun with a higher cap judges only those).
 """
 
 from __future__ import annotations
@@ -109,34 +114,54 @@ class JudgeReport:
     failures: list[str]
     files: list[Path]  # the enriched files judged
     wall_s: float
+    prices: Any = None  # distill.prompting.cost.Prices, or None (tokens only)
+    budget: Any = None  # distill.prompting.cost.SpendCap of --max-spend, or None
+    not_asked: int = 0  # paths the --max-spend cap kept from being judged (dropped)
+
+    @property
+    def cap_reached(self) -> bool:
+        return self.budget is not None and self.budget.reached
 
     def as_dict(self) -> dict[str, Any]:
         return {**self.stats.as_dict(), "kept": self.kept, "rejected": self.rejected, "unparsed": self.unparsed,
-                "failed_paths": self.failed, "wall_s": round(self.wall_s, 3)}
+                "failed_paths": self.failed, "not_asked_paths": self.not_asked, "wall_s": round(self.wall_s, 3),
+                "usage": {"this_run": self.stats.paid.as_dict(self.prices),
+                          "from_cache": self.stats.from_cache.as_dict(self.prices)},
+                "prices": None if self.prices is None else self.prices.as_dict(),
+                "max_spend": None if self.budget is None else self.budget.as_dict()}
 
     def format(self) -> str:
+        from distill.prompting.stats import cost_lines
+
         s = self.stats
         lines = [f"judged {s.jobs} correct paths ({s.cached} from cache): kept {self.kept}, rejected {self.rejected}, "
-                 f"no verdict {self.unparsed}, failed {self.failed}",
-                 f"requests: {s.requests}  retries: {s.retries}  tokens: prompt {s.prompt_tokens}, "
-                 f"completion {s.completion_tokens}  wall time: {round(self.wall_s, 3):.1f} s"]
+                 f"no verdict {self.unparsed}, failed {self.failed}"
+                 + (f", not asked {self.not_asked}" if self.not_asked else ""),
+                 f"requests: {s.requests}  retries: {s.retries}  wall time: {round(self.wall_s, 3):.1f} s",
+                 *cost_lines(s, self.prices, self.budget)]
         lines += [f"  {path} -> {judged_path(path).name}" for path in self.files]
         if self.failures:
             lines.append(f"FAILED judge requests ({len(self.failures)}; those paths are dropped, rerun to retry):")
             lines += [f"  {x}" for x in self.failures[:20]]
+        if self.cap_reached:
+            lines.append(self.budget.stop_line())
         return "\n".join(lines)
 
 
 def run_judge(teacher: TeacherOptions, selection: SourceSelection, *, temperature: float = 0.0,
-              max_tokens: int = 512, progress: bool = True, summary_json: str | Path | None = None) -> JudgeReport:
+              max_tokens: int = 512, progress: bool = True, summary_json: str | Path | None = None,
+              price_in: float | None = None, price_out: float | None = None, price_cached: float | None = None,
+              max_spend: float | None = None) -> JudgeReport:
     """``distill judge``: ask the judge about every verified-correct path, write ``<stem>.judged.jsonl``.
 
-    Flags are checked and the backend built (a missing key fails here) before any file is read.
+    Flags (prices and ``max_spend`` as in ``distill prompt``) are checked and the backend built (a missing
+    key fails here) before any file is read.
     """
     from distill.data.commit import check_writable, lock_sources
     from distill.data.jsonl import read_rows
     from distill.prompting.backend import Request
     from distill.prompting.cache import ResponseCache, cache_key
+    from distill.prompting.cost import SpendCap, check_max_spend, resolve_prices
     from distill.prompting.engine import Job, run_jobs
 
     t0 = time.perf_counter()
@@ -145,6 +170,9 @@ def run_judge(teacher: TeacherOptions, selection: SourceSelection, *, temperatur
     if teacher.concurrency < 1 or teacher.request_timeout <= 0:
         raise ConfigError("--concurrency must be >= 1 and --request-timeout > 0")
     model = teacher.model
+    prices = resolve_prices(model, price_in, price_out, price_cached, teacher.backend)
+    check_max_spend(max_spend, prices, model)
+    budget = SpendCap(max_spend, prices) if max_spend is not None else None
     backend = teacher.make_backend()  # missing key -> one-line error before any work
     files: list[JudgeFile] = []
     caches: list[ResponseCache] = []
@@ -185,14 +213,14 @@ def run_judge(teacher: TeacherOptions, selection: SourceSelection, *, temperatur
             try:
                 return await run_jobs(backend, jobs, concurrency=teacher.concurrency,
                                       request_timeout=teacher.request_timeout, policy=policy,
-                                      progress=progress, desc=f"judge {model}")
+                                      progress=progress, desc=f"judge {model}", prices=prices, budget=budget)
             finally:
                 close = getattr(backend, "aclose", None)
                 if close is not None:
                     await close()
 
         stats = asyncio.run(go())
-        return _write_judged(files, stats, summary_json, t0)
+        return _write_judged(files, stats, summary_json, t0, prices, budget)
     finally:
         for c in caches:
             c.close()
@@ -203,17 +231,21 @@ def _judge_cache_path(enriched: Path) -> Path:
     return enriched.with_name(enriched.name.replace(".enriched.jsonl", ".judge.cache.jsonl"))
 
 
-def _write_judged(files: list[JudgeFile], stats, summary_json: str | Path | None, t0: float) -> JudgeReport:
+def _write_judged(files: list[JudgeFile], stats, summary_json: str | Path | None, t0: float,
+                  prices: Any = None, budget: Any = None) -> JudgeReport:
     """Keep the paths the judge accepted; write ``<stem>.judged.jsonl`` per file and the summary."""
     from distill.data.jsonl import atomic_write_jsonl, correct_only
 
-    kept = rejected = unparsed = failed = 0
+    kept = rejected = unparsed = failed = not_asked = 0
     failures: list[str] = []
     for jf in files:
         out_rows = []
         for r, row in enumerate(jf.rows):
             keep_idx, verdicts = [], []
             for i, job in jf.jobs.get(r, []):
+                if job.skipped:  # the --max-spend cap was reached before it was asked
+                    not_asked += 1
+                    continue
                 if not job.ok:
                     failed += 1
                     failures.append(f"{row['id']}#{i}: {job.error}")
@@ -233,7 +265,7 @@ def _write_judged(files: list[JudgeFile], stats, summary_json: str | Path | None
             out_rows.append(out)
         atomic_write_jsonl(judged_path(jf.path), out_rows)
     report = JudgeReport(stats, kept, rejected, unparsed, failed, failures, [jf.path for jf in files],
-                         time.perf_counter() - t0)
+                         time.perf_counter() - t0, prices, budget, not_asked)
     if summary_json:
         from distill.data.jsonl import atomic_write_text
 

@@ -22,7 +22,7 @@ from distill.data.tasks import TaskSpec
 from distill.errors import ConfigError
 from distill.prompting.backend import Request
 from distill.prompting.cache import ResponseCache, cache_key
-from distill.prompting.cost import Prices
+from distill.prompting.cost import Prices, check_max_spend
 from distill.prompting.engine import Job
 from distill.prompting.prompts import build_prompt
 from distill.prompting.retry import RetryPolicy
@@ -45,6 +45,7 @@ class PromptSettings:
     max_spend: float | None = None  # USD for this run's requests (needs prices)
     resample_unsolved: int = 0  # rounds of re-asking questions with no verified path
     resample_styles: tuple[str, ...] | None = None  # None: the run's styles
+    repair_rounds: int = 0  # formal tasks: send an invalid program back with the solver's error, up to K times
 
     def __post_init__(self) -> None:
         if not self.model:
@@ -63,15 +64,11 @@ class PromptSettings:
             raise ConfigError(f"--temperature must be in [0, 2] (got {self.temperature})")
         if self.max_tokens < 1:
             raise ConfigError(f"--max-tokens must be >= 1 (got {self.max_tokens})")
-        if self.max_spend is not None:
-            if self.prices is None:
-                raise ConfigError(f"--max-spend needs prices: model {self.model!r} is not in the price table "
-                                  "(distill.prompting.cost.PRICE_TABLE); pass --price-in and --price-out "
-                                  "(USD per million tokens)")
-            if not 0 < self.max_spend < float("inf"):
-                raise ConfigError(f"--max-spend must be a finite amount > 0 USD (got {self.max_spend})")
+        check_max_spend(self.max_spend, self.prices, self.model)
         if not isinstance(self.resample_unsolved, int) or self.resample_unsolved < 0:
             raise ConfigError(f"--resample-unsolved must be >= 0 rounds (got {self.resample_unsolved})")
+        if not isinstance(self.repair_rounds, int) or isinstance(self.repair_rounds, bool) or self.repair_rounds < 0:
+            raise ConfigError(f"--repair-rounds must be >= 0 rounds (got {self.repair_rounds})")
         if self.resample_styles is not None:
             if not self.resample_styles:
                 raise ConfigError("--resample-styles must list at least one style")
@@ -97,6 +94,11 @@ class Source:
     cache: ResponseCache | None = None
     jobs: list[list[Job]] = field(default_factory=list)
     verify_timeouts: int = 0  # paths whose verification timed out while resampling (finalize adds its own)
+    repairs_file: bool = False  # --repair-rounds: also write <stem>.repairs.jsonl
+
+    @property
+    def repairs_path(self) -> Path:
+        return self.path.with_name(f"{stem_of(self.path)}.repairs.jsonl")
 
     @property
     def cache_path(self) -> Path:
@@ -114,6 +116,7 @@ def plan(sources: list[Source], settings: PromptSettings) -> list[Job]:
     all_jobs: list[Job] = []
     for src in sources:
         src.cache = ResponseCache(src.cache_path)
+        src.repairs_file = settings.repair_rounds > 0
         src.jobs = []
         for row in src.rows:
             row_jobs = [make_job(src, row, styles[i % len(styles)], i, settings) for i in range(settings.n)]

@@ -34,16 +34,18 @@ class RoundResult:
 
 
 def path_correct(job: Job) -> bool:
-    """The rule of ``correct_flags``: answered, verified correct, and not cut at the token limit."""
+    """The rule of ``correct_flags``: answered, verified correct, and not cut at the token limit (for a
+    path sent back with ``--repair-rounds``, its final answer)."""
+    job = job.final
     return (job.ok and job.verdict is not None and bool(job.verdict.correct)
             and job.completion.finish_reason != "length")
 
 
 def verify_new(sources: list[Source]) -> None:
-    """Score every answered path that has no verdict yet (the verdict is kept on the job)."""
+    """Score every answered path (and repair round) that has no verdict yet (the verdict is kept on the job)."""
     for src in sources:
-        todo = [(job, row) for row, jobs in zip(src.rows, src.jobs) for job in jobs
-                if job.ok and job.verdict is None]
+        todo = [(step, row) for row, jobs in zip(src.rows, src.jobs) for job in jobs for step in [job, *job.repairs]
+                if step.ok and step.verdict is None]
         verdicts, timeouts = verify_paths(src.task.name, [(job.completion.text, row) for job, row in todo])
         src.verify_timeouts += timeouts
         for (job, _), verdict in zip(todo, verdicts):

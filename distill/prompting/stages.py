@@ -25,14 +25,16 @@ from distill.verify.types import NA, Verdict
 
 
 def prepare_outputs(stack: contextlib.ExitStack, sources: list[Source],
-                    summary_json: str | Path | None = None) -> list[str]:
+                    summary_json: str | Path | None = None, *, repairs: bool = False) -> list[str]:
     """Everything that could make the results unwritable, checked before the first request: a
     per-source lock (two runs on one file would pay twice and race their renames), interrupted
-    commits finished, and every output (cache, enriched, correct, summary) writable. Returns notes."""
+    commits finished, and every output (cache, enriched, correct, summary; with ``repairs`` the
+    ``<stem>.repairs.jsonl`` of ``--repair-rounds``) writable. Returns notes."""
     lock_sources(stack, [s.path for s in sources], purpose="distill prompt")
     notes = recover(ancestors(s.path for s in sources))  # also regen-correct's journal at its --root
     for src in sources:
-        for target in (src.cache_path, enriched_path(src.path), correct_path(src.path)):
+        for target in (src.cache_path, enriched_path(src.path), correct_path(src.path),
+                       *([src.repairs_path] if repairs else [])):
             check_writable(target)
     if summary_json:
         check_writable(Path(summary_json))
@@ -69,6 +71,8 @@ class FileReport:
     usage: Usage = field(default_factory=Usage)  # tokens billed in this run for this file
     usage_cached: Usage = field(default_factory=Usage)  # what its answers served from the cache cost when asked
     not_asked: int = 0  # paths the --max-spend cap kept from being asked (failed in the enriched file)
+    repairs: Path | None = None  # --repair-rounds: <stem>.repairs.jsonl
+    repair_examples: int = 0  # rows written to it
 
 
 def _previous_rows(path: Path) -> dict[Any, dict[str, Any]]:
@@ -120,26 +124,31 @@ def finalize(src: Source) -> FileReport:
 
     A path whose request failed in this run never replaces an answer the existing enriched file
     holds for it: that answer is kept (``stale`` when it was asked with other settings) and the
-    report says so. ``*.correct.jsonl`` holds only rows with at least one verified path.
+    report says so. ``*.correct.jsonl`` holds only rows with at least one verified path. A path sent
+    back with ``--repair-rounds`` is its final answer, with its trail in ``repair_trails``; its repair
+    examples go to ``<stem>.repairs.jsonl`` in the same commit (:mod:`distill.prompting.repair`).
     """
+    from distill.prompting.repair_rows import repair_examples, trail
+
     e_path, c_path = enriched_path(src.path), correct_path(src.path)
     to_score: list[tuple[str, dict[str, Any]]] = []
     usage, usage_cached = Usage(), Usage()
     for row, jobs in zip(src.rows, src.jobs):
         for job in jobs:
-            if job.ok and job.verdict is None:  # (paths verified while resampling keep their verdict)
-                to_score.append((job.completion.text, row))
-            usage += job.spent
-            if job.from_cache:
-                c = job.completion
-                usage_cached.add(c.prompt_tokens, c.completion_tokens, c.cached_tokens)
+            if job.final.ok and job.final.verdict is None:  # (paths verified while resampling keep their verdict)
+                to_score.append((job.final.completion.text, row))
+            for step in [job, *job.repairs]:
+                usage += step.spent
+                if step.from_cache:
+                    c = step.completion
+                    usage_cached.add(c.prompt_tokens, c.completion_tokens, c.cached_tokens)
     verdicts, verify_timeouts = verify_paths(src.task.name, to_score)
     verify_timeouts += src.verify_timeouts
     scores = iter(verdicts)
     formal = is_formal(src.task)
     valid_by: Counter | None = Counter() if formal else None
     previous = _previous_rows(e_path) if any(not j.ok for jobs in src.jobs for j in jobs) else {}
-    enriched_rows, failed, kept = [], [], []
+    enriched_rows, failed, kept, repair_rows = [], [], [], []
     n_stale = 0
     correct_by, total_by, cut_by = Counter(), Counter(), Counter()
     for row, jobs in zip(src.rows, src.jobs):
@@ -148,10 +157,14 @@ def finalize(src: Source) -> FileReport:
         out["styles"] = [j.request.style for j in jobs]
         out["responses"], out["preds"], out["correct_flags"], out["failed"] = [], [], [], []
         out["cache_keys"], out["stale"] = [j.key for j in jobs], [False] * len(jobs)
-        out["finish_reasons"] = [j.completion.finish_reason if j.ok else None for j in jobs]
+        out["finish_reasons"] = [j.final.completion.finish_reason if j.ok else None for j in jobs]
         if formal:  # parallel to responses: the solver accepted the program; its first error (training signal)
             out["valid_flags"], out["diagnostics"] = [], []
+        if src.repairs_file:
+            out["repair_trails"] = [trail(j, src.task.kind) for j in jobs]
+            repair_rows.extend(repair_examples(row, jobs, src.task.kind))
         for i, job in enumerate(jobs):
+            job = job.final
             if job.ok:
                 v = job.verdict if job.verdict is not None else next(scores)
                 pred = v.pred
@@ -187,19 +200,22 @@ def finalize(src: Source) -> FileReport:
         enriched_rows.append(out)
     notes = [n for n in [src.cache.damage_note() if src.cache is not None else None] if n]
     notes += [f"{src.path.parent}: removed {k} temporary file(s) of killed runs"
-              for k in [sum(remove_stale_temps(p) for p in (e_path, c_path))] if k]
+              for k in [sum(remove_stale_temps(p) for p in (e_path, c_path, src.repairs_path))] if k]
     staged: list[tuple[Path, Path]] = []
     try:
         staged.append((stage_jsonl(e_path, enriched_rows), e_path))
         staged.append((stage_jsonl(c_path, (correct_only(r) for r in enriched_rows
                                             if any(r["correct_flags"]))), c_path))
+        if src.repairs_file:
+            staged.append((stage_jsonl(src.repairs_path, repair_rows), src.repairs_path))
     except BaseException:
         discard(staged)
         raise
     commit(staged, journal_path(src.path))
     return FileReport(src.path, len(src.rows), sum(len(j) for j in src.jobs), failed, correct_by, total_by,
                       e_path, c_path, kept, n_stale, notes, cut_by, valid_by, verify_timeouts, usage, usage_cached,
-                      sum(j.skipped for jobs in src.jobs for j in jobs))
+                      sum(j.skipped for jobs in src.jobs for j in jobs),
+                      src.repairs_path if src.repairs_file else None, len(repair_rows))
 
 
 def journal_path(source: Path) -> Path:

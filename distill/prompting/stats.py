@@ -82,3 +82,24 @@ def progress_text(stats: RunStats, limit: int, concurrency: int, prices: Prices 
         cost = f" {usd(stats.paid.cost(prices))}"
     return (f"ok={stats.cached + stats.completed} failed={stats.failed} retries={stats.retries} "
             f"tok={stats.prompt_tokens}+{stats.completion_tokens} cached={stats.cached_tokens}{cost}{slow}")
+
+
+def cost_lines(stats: RunStats, prices: Prices | None, budget: SpendCap | None = None) -> list[str]:
+    """The summary's token and cost lines (``distill prompt`` and ``distill judge``): billed in this run,
+    what the answers served from the cache cost when asked, and the ``--max-spend`` estimate."""
+    s, p = stats, prices
+    lines = [f"tokens this run: {s.paid.format(p)}; from cache ({s.cached} answers): {s.from_cache.format(p)}"]
+    if p is None:
+        lines.append("cost: unknown (no price for this model: pass --price-in/--price-out USD per million tokens)")
+    elif p.input == p.output == p.cached == 0:
+        lines.append(f"cost: $0 (no price needed: {p.source})")
+    else:
+        lines.append(f"cost: {usd(s.paid.cost(p))} this run; the cached answers cost {usd(s.from_cache.cost(p))} "
+                     f"when asked (prices: in {p.input:g} / cached {p.cached:g} / out {p.output:g} USD per "
+                     f"million tokens, {p.source})")
+    if budget is not None:
+        b = budget
+        lines.append(f"--max-spend {usd(b.cap)}: estimated spend {usd(b.spent + b.lost)}"
+                     + (f" ({b.lost_attempts} timed-out attempt(s) charged at their worst case)"
+                        if b.lost_attempts else ""))
+    return lines

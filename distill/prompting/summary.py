@@ -8,6 +8,8 @@ from typing import Any
 
 from distill.prompting.cost import Prices, SpendCap, usd
 from distill.prompting.engine import RunStats
+from distill.prompting.stats import cost_lines
+from distill.prompting.repair import RepairRound
 from distill.prompting.resample import RoundResult
 from distill.prompting.stages import FileReport
 
@@ -24,6 +26,7 @@ class PromptReport:
     prices: Prices | None = None
     budget: SpendCap | None = None
     rounds: list[RoundResult] = field(default_factory=list)
+    repairs: list[RepairRound] = field(default_factory=list)  # --repair-rounds, per round
 
     @property
     def cap_reached(self) -> bool:
@@ -31,20 +34,7 @@ class PromptReport:
 
     def cost_lines(self) -> list[str]:
         """Tokens and cost: billed in this run, and what the answers served from the cache cost when asked."""
-        s, p = self.stats, self.prices
-        lines = [f"tokens this run: {s.paid.format(p)}; from cache ({s.cached} answers): {s.from_cache.format(p)}"]
-        if p is None:
-            lines.append("cost: unknown (no price for this model: pass --price-in/--price-out USD per million tokens)")
-        else:
-            lines.append(f"cost: {usd(s.paid.cost(p))} this run; the cached answers cost {usd(s.from_cache.cost(p))} "
-                         f"when asked (prices: in {p.input:g} / cached {p.cached:g} / out {p.output:g} USD per "
-                         f"million tokens, {p.source})")
-        if self.budget is not None:
-            b = self.budget
-            lines.append(f"--max-spend {usd(b.cap)}: estimated spend {usd(b.spent + b.lost)}"
-                         + (f" ({b.lost_attempts} timed-out attempt(s) charged at their worst case)"
-                            if b.lost_attempts else ""))
-        return lines
+        return cost_lines(self.stats, self.prices, self.budget)
 
     def round_lines(self) -> list[str]:
         if not self.rounds:
@@ -54,6 +44,16 @@ class PromptReport:
                  for r in self.rounds]
         return ["resampled unsolved questions: " + ", ".join(parts)]
 
+    def repair_lines(self) -> list[str]:
+        if not self.repairs:
+            return []
+        parts = [f"round {r.round}: {r.fixed}/{r.paths} now valid"
+                 + "".join(f", {n} {what}" for n, what in ((r.failed, "failed"), (r.not_asked, "not asked")) if n)
+                 for r in self.repairs]
+        examples = sum(f.repair_examples for f in self.files)
+        return [f"repaired invalid programs (sent back with the solver's error): {', '.join(parts)}; "
+                f"{examples} repair example(s) written"]
+
     def format(self) -> str:
         s = self.stats
         lines = [
@@ -62,6 +62,7 @@ class PromptReport:
             f"requests: {s.requests}  retries: {s.retries}",
             *self.cost_lines(),
             *self.round_lines(),
+            *self.repair_lines(),
         ]
         if s.errors:
             lines.append("faults seen: " + ", ".join(f"{k} x{v}" for k, v in s.errors.most_common()))
@@ -89,7 +90,8 @@ class PromptReport:
             lines.append(f"  {f.path}: {f.rows} rows -> {f.enriched.name}, {f.correct.name}; tokens this run "
                          f"{f.usage.prompt_tokens}+{f.usage.completion_tokens}"
                          + ("" if cost is None else f" {usd(cost)}")
-                         + (f"; {f.not_asked} not asked" if f.not_asked else ""))
+                         + (f"; {f.not_asked} not asked" if f.not_asked else "")
+                         + (f"; {f.repair_examples} repair example(s) -> {f.repairs.name}" if f.repairs else ""))
         lines += [f"note: {n}" for n in self.notes]
         lines += [f"note: {n}" for f in self.files for n in f.notes]
         kept = [x for f in self.files for x in f.kept]
@@ -148,6 +150,8 @@ class PromptReport:
                 "prices": None if self.prices is None else self.prices.as_dict(),
                 "max_spend": None if self.budget is None else self.budget.as_dict(),
                 "resample": [r.as_dict() for r in self.rounds],
+                "repair": [r.as_dict() for r in self.repairs],
+                "repair_examples": {str(f.path): f.repair_examples for f in self.files if f.repairs},
                 "file_usage": {str(f.path): {"this_run": f.usage.as_dict(self.prices),
                                              "from_cache": f.usage_cached.as_dict(self.prices),
                                              "not_asked": f.not_asked} for f in self.files}}

@@ -76,7 +76,8 @@ class GeminiBackend:
         cfg = self._types.GenerateContentConfig(temperature=request.temperature,
                                                 max_output_tokens=request.max_tokens, **extra)
         try:
-            resp = await self.client.aio.models.generate_content(model=self.model, contents=request.prompt,
+            resp = await self.client.aio.models.generate_content(model=self.model,
+                                                                  contents=gemini_contents(request),
                                                                   config=cfg)
         except errors.APIError as exc:
             code = int(getattr(exc, "code", 0) or 0)
@@ -115,6 +116,14 @@ class GeminiBackend:
         close = getattr(self.client.aio, "aclose", None)
         if close is not None:
             await close()
+
+
+def gemini_contents(request: Request) -> Any:
+    """The prompt text, or for a multi-turn request its turns as Gemini contents (``assistant`` -> ``model``)."""
+    if not request.messages:
+        return request.prompt
+    return [{"role": "model" if m["role"] == "assistant" else "user", "parts": [{"text": m["content"]}]}
+            for m in request.messages]
 
 
 def _is_timeout(exc: BaseException) -> bool:

@@ -101,7 +101,7 @@ class OpenAIBackend:
         try:
             resp = await self.client.chat.completions.create(
                 model=self.model,
-                messages=[{"role": "user", "content": request.prompt}],
+                messages=request.chat_messages(),
                 temperature=request.temperature,
                 max_tokens=request.max_tokens,
                 **({"timeout": _timeout(request.timeout)} if request.timeout else {}),

@@ -109,7 +109,7 @@ class OpenAIBatchBackend:
                 self._ensure_poller(key)
             else:
                 self._attached[cid] = None
-                self._enqueue(cid, {"model": self.model, "messages": [{"role": "user", "content": request.prompt}],
+                self._enqueue(cid, {"model": self.model, "messages": request.chat_messages(),
                                     "temperature": request.temperature, "max_tokens": request.max_tokens})
         try:
             # shielded: an engine time-out abandons the wait, not the request; its retry finds the same future
