@@ -11,6 +11,7 @@ import re
 
 from distill.verify.mathnum import _SCALED_RE, _WORDS_RE, _spell_out
 from distill.verify.types import HEDGED
+from distill.data.latex import closing_brace
 
 _BOX_RE = re.compile(r"\\(?:boxed|fbox)\b")
 _CODE_BLOCK_RE = re.compile(r"```[^\n`]*\n.*?(?:```|\Z)", re.S)
@@ -23,23 +24,6 @@ _ANCHOR_RE = re.compile(
 _NUM_TEXT_RE = re.compile(r"(?<![\w.])[-+−]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s*/\s*\d+)?(?![\w])|(?<![\w.])[-+−]?\.\d+")
 
 
-def _closing_brace(text: str, i: int) -> int | None:
-    """Index of the ``}`` that closes the ``{`` at ``text[i]`` (nested braces; a backslash escapes the
-    next character), or ``None`` when it is never closed."""
-    depth, j = 0, i
-    while j < len(text):
-        c = text[j]
-        if c == "\\":
-            j += 2
-            continue
-        if c == "{":
-            depth += 1
-        elif c == "}":
-            depth -= 1
-            if depth == 0:
-                return j
-        j += 1
-    return None
 
 
 def find_boxed(text: str) -> str | None:
@@ -49,7 +33,7 @@ def find_boxed(text: str) -> str | None:
         while i < len(text) and text[i] == " ":
             i += 1
         if i < len(text) and text[i] == "{":
-            j = _closing_brace(text, i)
+            j = closing_brace(text, i)
             inner = text[i + 1 : j].strip() if j is not None else ""
             if inner:
                 return inner
@@ -73,7 +57,7 @@ def _boxes(text: str) -> list[tuple[int, int, str]]:
             i += 1
         if i >= len(text) or text[i] != "{":
             continue
-        j = _closing_brace(text, i)
+        j = closing_brace(text, i)
         inner = text[i + 1 : j].strip() if j is not None else ""
         if inner:
             out.append((m.start(), j + 1, inner))

@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from distill.data.latex import closing_brace
 
 Row = dict[str, Any]
 
@@ -63,23 +64,6 @@ def _maybe_json(value: Any, openers: str = "{[") -> Any:
 _BOX_RE = re.compile(r"\\(?:boxed|fbox)\b")
 
 
-def _closing_brace(text: str, i: int) -> int | None:
-    """Index of the ``}`` closing the ``{`` at ``text[i]`` (nested; a backslash escapes the next character).
-    (The same matcher as :mod:`distill.verify.mathextract`, which this layer may not import.)"""
-    depth, j = 0, i
-    while j < len(text):
-        c = text[j]
-        if c == "\\":
-            j += 2
-            continue
-        if c == "{":
-            depth += 1
-        elif c == "}":
-            depth -= 1
-            if depth == 0:
-                return j
-        j += 1
-    return None
 
 
 def last_boxed(text: str | None) -> str | None:
@@ -91,7 +75,7 @@ def last_boxed(text: str | None) -> str | None:
         while i < len(text) and text[i] == " ":
             i += 1
         if i < len(text) and text[i] == "{":
-            j = _closing_brace(text, i)
+            j = closing_brace(text, i)
             inner = text[i + 1:j].strip() if j is not None else ""
             if inner:
                 return inner
