@@ -213,28 +213,9 @@ def load_base_student(folder: str | Path, *, device_index: int | None = None, de
     """A trained student's *untrained* self: the base of its adapter (``adapter_config.json``), quantised as
     the run's ``train_config.json`` says, with the student's saved tokenizer (so the prompts are the
     trained student's) and no adapter, in eval mode. Returns ``(model, tokenizer)``."""
-    from types import SimpleNamespace
+    from distill.students.load import load_trained_student
 
-    from distill.students.load import check_model_ref, check_quantization, load_base_model, read_run_config
-    from distill.students.tokenizer import load_tokenizer
-
-    folder = Path(folder)
-    cfg_file = folder / "adapter_config.json"
-    if not cfg_file.is_file():
-        raise ConfigError(f"{folder}: no adapter_config.json (not a trained student folder)")
-    settings = read_run_config(folder.parent)
-    q4, q8 = bool(settings.get("load_in_4bit", False)), bool(settings.get("load_in_8bit", False))
-    check_quantization(SimpleNamespace(load_in_4bit=q4, load_in_8bit=q8))
-    base = json.loads(cfg_file.read_text())["base_model_name_or_path"]
-    flag = f"{cfg_file}: base_model_name_or_path"
-    check_model_ref(base, flag)
-    model = load_base_model(base, load_in_4bit=q4, load_in_8bit=q8, flag=flag, device_index=device_index)
-    tok = load_tokenizer(folder)
-    if model.config.pad_token_id is None:
-        model.config.pad_token_id = tok.pad_token_id
-    if device is not None and not (q4 or q8):
-        model.to(device)
-    return model.eval(), tok
+    return load_trained_student(folder, device_index=device_index, device=device, adapter=False)
 
 
 def evaluate_run(run_dir: str | Path, task: str, test_file: str | Path, *, eval_bs: int = 8,

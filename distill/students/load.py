@@ -263,10 +263,11 @@ def read_run_config(run_dir: str | Path) -> dict:
 
 
 def load_trained_student(folder: str | Path, *, load_in_4bit: bool | None = None, load_in_8bit: bool | None = None,
-                         device_index: int | None = None, device=None):
+                         device_index: int | None = None, device=None, adapter: bool = True):
     """A trained student as it was trained: its base (4/8-bit if the run's ``train_config.json``
     says ``load_in_4bit``/``load_in_8bit``, unless given here) + the saved adapter + the saved
-    tokenizer, in eval mode. Returns ``(peft_model, tokenizer)``.
+    tokenizer, in eval mode. Returns ``(peft_model, tokenizer)``. ``adapter=False``: the same base
+    and tokenizer without the adapter -- the student's untrained self (``distill eval --base``).
 
     Why reload quantised: the adapter was trained against the quantised base; merged into a
     full-precision one it is evaluated on a different model (and needs 4x the memory). A
@@ -294,7 +295,8 @@ def load_trained_student(folder: str | Path, *, load_in_4bit: bool | None = None
     tok = load_tokenizer(folder)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tok.pad_token_id
-    model = PeftModel.from_pretrained(model, str(folder))
+    if adapter:
+        model = PeftModel.from_pretrained(model, str(folder))
     if device is not None and not (q4 or q8):
         model.to(device)
     model.eval()
