@@ -176,13 +176,17 @@ def last_epoch_routing(rows: list[dict[str, Any]]) -> dict[str, Any]:
         s["count"] += 1
         s["to_s1"] += route in (1, "1", 3, "3", "both")
         s["to_s2"] += route in (2, "2", 3, "3", "both")
-        nll = r.get("nll") or [float("nan"), float("nan")]
-        s["nll_s1"] += float(nll[0])
-        s["nll_s2"] += float(nll[1])
+        nll = r.get("nll") or [None, None]
+        for k in (0, 1):  # None: the student did not run that path (a routed step that measured no cost)
+            if nll[k] is not None:
+                s[f"nll_s{k + 1}"] += float(nll[k])
+                s[f"n_s{k + 1}"] = s.get(f"n_s{k + 1}", 0) + 1
     for s in out.values():
         n = s["count"]
         s["share_s1"], s["share_s2"] = s.pop("to_s1") / n, s.pop("to_s2") / n
-        s["nll_s1"], s["nll_s2"] = s["nll_s1"] / n, s["nll_s2"] / n
+        for k in ("s1", "s2"):
+            m = s.pop(f"n_{k}", 0)
+            s[f"nll_{k}"] = s[f"nll_{k}"] / m if m else float("nan")
     return dict(sorted(out.items()))
 
 

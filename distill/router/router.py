@@ -44,6 +44,10 @@ Why this shape:
   DeepSpeed broadcasts no buffers). The gradient stays per rank (this rank's probabilities plus
   the shared bank); DDP / DeepSpeed average it. Every rank must make the same training calls,
   which the engine guarantees (every rank runs the same number of micro-batches).
+* **Full information every ``cost_every``-th step** (and until the statistics and bank exist): a *cost
+  step* (``RouteDecision.full_cost``) runs every path on both students and updates both; in between
+  each student runs only its own paths (the forwards routing saves) and the expected cost is over the
+  bank, re-scored by the current router. The call counter is a buffer: ranks and resumes agree.
 * **Annealable temperature.** ``tau`` decays geometrically from ``tau`` to ``tau_min`` over training
   (:meth:`set_progress` / :meth:`set_epoch`); at evaluation (``router.eval()``) no noise is added and
   the choice is the argmax.
@@ -72,7 +76,8 @@ class RouteDecision:
 
     ``mask``: [B, 2] in {0, 1}, straight-through (carries the soft gradient); ``route``: [B] long in
     {1, 2, 3}; ``probs``: [B, 3] noise-free softmax over (s1, s2, both) for logs and the balance term;
-    ``logits``: [B, 3]; ``emb``: the [B, D] inputs (the router's balance bank keeps them).
+    ``logits``: [B, 3]; ``emb``: the [B, D] inputs (the router's balance bank keeps them);
+    ``full_cost``: whether it wants both students' loss on every path (a cost step, module docstring).
     """
 
     mask: torch.Tensor
@@ -80,14 +85,15 @@ class RouteDecision:
     probs: torch.Tensor
     logits: torch.Tensor
     emb: torch.Tensor | None = None
+    full_cost: bool = True
 
 
 def options_to_decision(y: torch.Tensor, logits: torch.Tensor, probs: torch.Tensor,
-                        emb: torch.Tensor | None = None) -> RouteDecision:
+                        emb: torch.Tensor | None = None, full_cost: bool = True) -> RouteDecision:
     """Turn a [B, 3] (hard or straight-through) option tensor into a :class:`RouteDecision`."""
     mask = y @ OPTION_TO_MASK.to(device=y.device, dtype=y.dtype)
     route = y.detach().argmax(dim=-1) + 1
-    return RouteDecision(mask=mask, route=route, probs=probs, logits=logits, emb=emb)
+    return RouteDecision(mask=mask, route=route, probs=probs, logits=logits, emb=emb, full_cost=full_cost)
 
 
 def _world_size() -> int:
@@ -124,24 +130,30 @@ class CoTRouter(nn.Module):
     temperature schedule), ``balance_weight`` (weight of the balance term in :meth:`aux_loss`),
     ``momentum`` (EMA factor per training step of the running loss statistics; 0.95 averages over
     ~20 batches, enough to span every style of a length-grouped epoch), ``bank_size`` (recent path
-    embeddings the balance term averages over besides the batch).
+    embeddings the balance term averages over besides the batch), ``cost_every`` (a cost step every
+    that many training calls, module docstring).
 
     Buffers (saved in checkpoints, so a resumed run routes identically): ``loss_stats`` [2, 2]
     (running mean and std of each student's per-path loss), ``stats_ready`` (0 until the first
-    training batch sets them), ``bank`` [bank_size, D] with ``bank_fill`` / ``bank_next`` (a ring).
+    training batch sets them), ``bank`` [bank_size, D] with ``bank_fill`` / ``bank_next`` (a ring),
+    ``calls`` (training forwards so far: picks the cost steps).
     Under ``torch.distributed`` they are updated from every rank's batch and identical on every rank
     (module docstring), so the one copy a checkpoint keeps is right for every rank on resume.
     """
 
     def __init__(self, embed_dim: int, hidden: int = 128, tau: float = 1.0, tau_min: float = 0.1,
                  balance_weight: float = 0.1, dropout: float = 0.0, momentum: float = 0.95,
-                 bank_size: int = 256):
+                 bank_size: int = 256, cost_every: int = 1):
         super().__init__()
         if tau <= 0 or tau_min <= 0 or tau_min > tau:
             raise ValueError(f"need 0 < gumbel_tau_min <= gumbel_tau, got tau={tau}, tau_min={tau_min}")
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"router momentum must be in [0, 1), got {momentum}")
+        if int(cost_every) < 1:
+            raise ValueError(f"router cost_every must be >= 1, got {cost_every}")  # checked by RouterConfig too
         self.momentum = float(momentum)
+        self.cost_every = int(cost_every)
+        self.register_buffer("calls", torch.zeros((), dtype=torch.long))
         self.register_buffer("loss_stats", torch.tensor([[0.0, 1.0], [0.0, 1.0]]))
         self.register_buffer("stats_ready", torch.zeros((), dtype=torch.long))
         self.register_buffer("bank", torch.zeros(int(bank_size), int(embed_dim)))
@@ -174,11 +186,19 @@ class CoTRouter(nn.Module):
     def forward(self, emb: torch.Tensor) -> RouteDecision:
         logits = self.net(emb.to(self.net[0].weight.dtype))
         probs = logits.softmax(dim=-1)
+        full = True
         if self.training:
             y = F.gumbel_softmax(logits, tau=self.tau, hard=True)
+            full = self._cost_step()
         else:
             y = F.one_hot(logits.argmax(dim=-1), 3).to(logits.dtype)
-        return options_to_decision(y, logits, probs, emb)
+        return options_to_decision(y, logits, probs, emb, full_cost=full)
+
+    def _cost_step(self) -> bool:
+        """Count a training call; True on a cost step (module docstring)."""
+        n, ready = int(self.calls), bool(int(self.stats_ready)) and (int(self.bank_fill) > 0 or not len(self.bank))
+        self.calls.fill_(n + 1)
+        return self.cost_every <= 1 or not ready or n % self.cost_every == 0
 
     @torch.no_grad()
     def _update_stats(self, nll1: torch.Tensor, nll2: torch.Tensor) -> None:
@@ -221,7 +241,9 @@ class CoTRouter(nn.Module):
         cost (when the students' per-path losses are given) plus ``balance_weight`` times the
         balance term (see the module docstring). When training, the running loss statistics are
         updated with this batch first, and the batch joins the bank afterwards (under
-        ``torch.distributed``, every rank's batch: a collective, so every rank must call it)."""
+        ``torch.distributed``, every rank's batch: a collective, so every rank must call it).
+        Without the losses (a partial step, ``decision.full_cost`` False) the expected cost is over
+        the bank only and nothing is updated or remembered."""
         has_cost = nll1 is not None and nll2 is not None
         if has_cost and self.training:
             self._update_stats(nll1, nll2)
@@ -237,7 +259,9 @@ class CoTRouter(nn.Module):
         loss = self.balance_weight * balance_loss(all_probs)
         if has_cost:
             loss = loss + expected_cost(all_probs, all_cost)
-        if self.training and decision.emb is not None:
+        elif fill:
+            loss = loss + expected_cost(bank_probs.to(probs.dtype), self.bank_cost[:fill].to(probs.dtype))
+        if self.training and decision.emb is not None and (has_cost or decision.full_cost):
             self._remember(decision.emb, cost)
         return loss
 
@@ -247,7 +271,7 @@ class RandomRouter(nn.Module):
 
     The option is a hash of the path embedding, so a path keeps its (random) student across epochs
     (embeddings are cached and deterministic) and the three options are equally likely. It has no
-    parameters, no gradient and no auxiliary loss.
+    parameters, no gradient and no auxiliary loss, so it never asks for a cost step (``full_cost`` False).
     """
 
     def __init__(self, seed: int = 0):
@@ -268,7 +292,7 @@ class RandomRouter(nn.Module):
             opts.append(int.from_bytes(h, "little") % 3)
         idx = torch.tensor(opts, device=emb.device)
         y = F.one_hot(idx, 3).to(torch.float32)
-        return options_to_decision(y, torch.zeros_like(y), torch.full_like(y, 1.0 / 3))
+        return options_to_decision(y, torch.zeros_like(y), torch.full_like(y, 1.0 / 3), full_cost=False)  # no cost
 
     def aux_loss(self, decision: RouteDecision, nll1: torch.Tensor | None = None,
                  nll2: torch.Tensor | None = None) -> torch.Tensor:

@@ -60,6 +60,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     fault_at = int(os.environ.get(FAULT_ENV, "0") or 0)
     router = run.unwrapped.router
     warnings: list[str] = []
+    # one process, no DDP / DeepSpeed wrapper: the mixture backpropagates per student (lower peak memory)
+    split_backward = model is run.unwrapped
 
     model.train()
     while progress.global_step < total and progress.epoch < cfg.optim.epochs:
@@ -70,9 +72,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             if router is not None:
                 router.set_progress(progress.global_step / max(1, total))
             with acc.accumulate(model):
-                out = model(batch)
+                out = model(batch, backward=acc.backward) if split_backward else model(batch)
                 _stop_if_diverged(acc, out.loss, progress, epoch, b, batch, ckpt, log)
-                acc.backward(out.loss)
+                if not out.backward_done:
+                    acc.backward(out.loss)
                 if acc.sync_gradients and cfg.optim.max_grad_norm > 0:
                     acc.clip_grad_norm_(model.parameters(), cfg.optim.max_grad_norm)
                 optimizer.step()

@@ -28,7 +28,7 @@ def router_log_rows(meta: dict[str, list], out) -> list[dict[str, Any]]:
                                             meta["correct"])):
         rows.append({"id": i, "path_idx": p, "style": s, "route": "both" if int(r) == 3 else int(r),
                      "probs": probs[j] if probs is not None else None,
-                     "nll": [round(x, 5) for x in nlls[j]], "correct": c})
+                     "nll": [None if x != x else round(x, 5) for x in nlls[j]], "correct": c})  # None: not run
     return rows
 
 
@@ -61,8 +61,8 @@ class MetricsLog:
         self.fh = open(path, "a", encoding="utf-8") if accelerator.is_main_process else None
 
     def add(self, out) -> None:
-        for k, v in (("loss", float(out.loss.detach())), ("nll1", float(out.nll1.detach().mean())),
-                     ("nll2", float(out.nll2.detach().mean())), *out.logs.items()):
+        for k, v in (("loss", float(out.loss.detach())), ("nll1", float(out.nll1.detach().nanmean())),
+                     ("nll2", float(out.nll2.detach().nanmean())), *out.logs.items()):
             self.acc[k] = self.acc.get(k, 0.0) + v / self.grad_accum
 
     def step(self, step: int, epoch: int, step_time: float, optimizer) -> None:

@@ -12,7 +12,7 @@ The router and the peer module are reached only through the interfaces declared 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Callable, Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -61,6 +61,8 @@ class MixtureOutput:
     route: torch.Tensor
     route_probs: torch.Tensor | None
     logs: dict[str, float] = field(default_factory=dict)
+    #: True when ``forward(batch, backward=...)`` already backpropagated ``loss`` (then detached)
+    backward_done: bool = False
 
 
 @dataclass
@@ -82,6 +84,12 @@ def _worst_if_unusable(nll: torch.Tensor, usable: torch.Tensor) -> torch.Tensor:
     return torch.where(ok, nll, nll[ok].max())
 
 
+def _backward(backward: Callable[[torch.Tensor], Any], loss: torch.Tensor) -> None:
+    """``backward(loss)`` outside any autocast region (the forward may run under one)."""
+    with torch.autocast(device_type=loss.device.type, enabled=False):
+        backward(loss)
+
+
 def _rows(part: dict[str, Any], idx: torch.Tensor) -> dict[str, Any]:
     return {k: (v[idx] if isinstance(v, torch.Tensor) else [v[i] for i in idx.tolist()]) for k, v in part.items()}
 
@@ -90,6 +98,31 @@ def _merge(first: torch.Tensor, second: torch.Tensor, order: torch.Tensor) -> to
     """Rows of ``cat([first, second])`` put back in batch order (``order``: their batch indices)."""
     both = torch.cat([first, second.to(first.dtype)])
     return both[torch.argsort(order)]
+
+
+@dataclass
+class _Ran:
+    """One student's forward: ``out`` over the batch in order (``idx`` None) or over the batch rows
+    ``idx`` in that order; ``nll`` [B] (NaN on rows not run); ``extra``: a 0 touching every trainable
+    weight when no row had gradients (DDP must see every parameter used)."""
+
+    out: StudentForward
+    idx: torch.Tensor | None
+    nll: torch.Tensor
+    extra: torch.Tensor | float = 0.0
+
+    def rows(self, sel: torch.Tensor) -> StudentForward:
+        """The output rows of batch rows ``sel`` (which this forward ran); a view when they lead it."""
+        pos = sel
+        if self.idx is not None:
+            inv = torch.full((self.nll.shape[0],), -1, dtype=torch.long, device=sel.device)
+            inv[self.idx] = torch.arange(self.idx.numel(), device=sel.device)
+            pos = inv[sel]
+        n = pos.numel()
+        lead = bool((pos == torch.arange(n, device=pos.device)).all())
+        pick = (lambda t: t[:n]) if lead else (lambda t: t[pos])  # noqa: E731
+        hs = None if self.out.hidden_states is None else (pick(self.out.hidden_states[-1]),)
+        return StudentForward(pick(self.out.logits), hs)
 
 
 class MixtureModel(nn.Module):
@@ -101,11 +134,15 @@ class MixtureModel(nn.Module):
     is zeros and column 1 of the mask is 0.
 
     **Routing saves compute.** The route is decided from the path embeddings before the students run,
-    so each student runs the paths it learns with gradients and the others under ``no_grad``: those
-    rows still give the router the student's loss on every path (its full-information cost), but cost
-    no activations kept for backward and no backward. A frozen student runs every row under
-    ``no_grad``. With ``peer_scope all`` a student also learns (from the ensemble) the paths it was not
-    routed, so it keeps gradients on every row.
+    so each student runs the paths it learns with gradients. On a router *cost step*
+    (``decision.full_cost``, every ``--router_cost_every``-th micro-batch) it also runs the others
+    under ``no_grad``: they give the router the student's loss on every path (its full-information
+    cost) but keep no activations and pay no backward. On the other steps (and always under random
+    routing, which learns no cost) a student does not run the paths not routed to it at all: their
+    ``nll`` reads NaN (unknown) and peer teaching (scope ``co_routed``) sees the co-routed rows only,
+    which both students ran. A frozen student runs its rows under ``no_grad``. With ``peer_scope
+    all`` a student also learns (from the ensemble) the paths it was not routed, so it keeps
+    gradients on every row and every step is a full one.
     """
 
     def __init__(self, student1: nn.Module, student2: nn.Module | None, router: Router | None = None,
@@ -117,26 +154,44 @@ class MixtureModel(nn.Module):
         self.peer = peer
         self.peer_scope = peer_scope
 
-    def _run(self, student: nn.Module, part: dict[str, Any], hidden: bool, grad_rows: torch.Tensor):
-        """(StudentForward, nll [B]) with gradients only through the rows where ``grad_rows`` is true."""
+    def _run(self, student: nn.Module, part: dict[str, Any], hidden: bool, grad_rows: torch.Tensor,
+             need_rows: torch.Tensor, first: torch.Tensor) -> _Ran:
+        """Gradients only through the rows where ``grad_rows`` is true, no forward at all on rows where
+        ``need_rows`` is false; the rows of ``first`` lead the gradient rows (the peer reads them)."""
         trainable = [p for p in student.parameters() if p.requires_grad]
         if not torch.is_grad_enabled() or (grad_rows.all() and trainable):
-            return self._forward(student, part, hidden)
-        idx_g = torch.nonzero(grad_rows if trainable else torch.zeros_like(grad_rows)).flatten()
-        idx_n = torch.nonzero(~grad_rows if trainable else torch.ones_like(grad_rows)).flatten()
-        with torch.no_grad():
-            out_n, nll_n = self._forward(student, _rows(part, idx_n), hidden)
+            out, nll = self._forward(student, part, hidden)
+            return _Ran(out, None, nll)
+        g = grad_rows & need_rows if trainable else torch.zeros_like(grad_rows)
+        idx_g = torch.cat([torch.nonzero(g & first).flatten(), torch.nonzero(g & ~first).flatten()])
+        idx_n = torch.nonzero(need_rows & ~g).flatten()
+        idx_x = torch.nonzero(~need_rows & ~g).flatten()
+        nan = torch.full((idx_x.numel(),), float("nan"), device=grad_rows.device)
+        out_n, nll_n = None, nan[:0]
+        if idx_n.numel():
+            with torch.no_grad():
+                out_n, nll_n = self._forward_idx(student, part, hidden, idx_n)
+        order_all = torch.cat([idx_g, idx_n, idx_x])
+
+        def nll_of(nll_g: torch.Tensor) -> torch.Tensor:  # [B] in batch order, NaN on the rows not run
+            return _merge(torch.cat([nll_g, nll_n.to(nll_g.dtype)]), nan, order_all)
         if idx_g.numel() == 0:
             # no row learns here: touch the trainable weights so DDP sees every parameter used
             zero = sum((p.sum() * 0.0 for p in trainable), nll_n.new_zeros(()))
-            return out_n, nll_n + zero
-        out_g, nll_g = self._forward(student, _rows(part, idx_g), hidden)
+            if out_n is None:
+                out_n = StudentForward(nan.new_zeros((0, 1, 1)), None if not hidden else (nan.new_zeros((0, 1, 1)),))
+            return _Ran(out_n, None if idx_x.numel() == 0 else idx_n, nll_of(nll_n[:0]), zero)
+        out_g, nll_g = self._forward_idx(student, part, hidden, idx_g)
+        nll = nll_of(nll_g)
+        if self.peer is None or idx_n.numel() == 0:  # nothing reads a merged copy of the logits
+            return _Ran(out_g, idx_g, nll)
         order = torch.cat([idx_g, idx_n])
-        nll = _merge(nll_g, nll_n, order)
-        if self.peer is None:  # nothing reads the logits: do not pay for a merged copy
-            return out_g, nll
         hs = None if not hidden else (_merge(out_g.hidden_states[-1], out_n.hidden_states[-1], order),)
-        return StudentForward(_merge(out_g.logits, out_n.logits, order), hs), nll
+        merged = StudentForward(_merge(out_g.logits, out_n.logits, order), hs)
+        return _Ran(merged, None, nll) if idx_x.numel() == 0 else _Ran(merged, order.sort().values, nll)
+
+    def _forward_idx(self, student: nn.Module, part: dict[str, Any], hidden: bool, idx: torch.Tensor | None):
+        return self._forward(student, part if idx is None else _rows(part, idx), hidden)
 
     @staticmethod
     def _forward(student: nn.Module, part: dict[str, Any], hidden: bool):
@@ -144,6 +199,16 @@ class MixtureModel(nn.Module):
                       output_hidden_states=hidden, use_cache=False)
         hs = (out.hidden_states[-1],) if hidden else None
         return StudentForward(out.logits, hs), per_example_nll(out.logits, part["labels"])
+
+    def _full_step(self, decision: Any, learns: torch.Tensor) -> bool:
+        """Whether every student runs every path this step (see the class docstring)."""
+        # never from this rank's rows alone (e.g. "all rows learned"): a cost step runs collectives in
+        # the router, so every rank must take the same branch
+        if decision is None or not torch.is_grad_enabled():
+            return True
+        if self.peer is not None and getattr(self.peer, "scope", "co_routed") != "co_routed":
+            return True
+        return bool(getattr(decision, "full_cost", True))
 
     def _usable(self, batch: dict[str, Any], mask: torch.Tensor) -> torch.Tensor:
         """[B, 2] 1.0 where the path fits the student (``batch[k]["usable"]``; all ones when absent)."""
@@ -164,7 +229,13 @@ class MixtureModel(nn.Module):
         code = 3 if self.student2 is not None else 1
         return mask, torch.full((bsz,), code, dtype=torch.long, device=ids.device), None, None
 
-    def forward(self, batch: dict[str, Any]) -> MixtureOutput:
+    def forward(self, batch: dict[str, Any], backward: Callable[[torch.Tensor], Any] | None = None) -> MixtureOutput:
+        """One step's losses. With ``backward`` (e.g. ``accelerator.backward``; single process only: DDP
+        and DeepSpeed need the one backward after the forward) and no peer module, the backward is split
+        per student: student 1's loss is backpropagated before student 2 runs, so only one student's
+        activations are alive at a time; the gradients are those of the single backward (the losses
+        share no graph: the router's costs are detached). Peer teaching couples the two graphs, so with
+        a peer module the loss is returned for one combined backward (``backward_done`` False)."""
         hidden = self.peer is not None and self.peer.needs_hidden_states
         mask, route, probs, decision = self._route(batch)
         usable = self._usable(batch, mask)
@@ -172,24 +243,48 @@ class MixtureModel(nn.Module):
         learns = mask.detach() > 0.5
         if self.peer is not None and self.peer_scope == "all":
             learns = torch.ones_like(learns)
-        out1, nll1 = self._run(self.student1, batch["s1"], hidden, learns[:, 0])
-        out2, nll2 = (None, torch.zeros_like(nll1)) if self.student2 is None else \
-            self._run(self.student2, batch["s2"], hidden, learns[:, 1])
+        full = self._full_step(decision, learns)
+        need = torch.ones_like(learns) if full else learns
+        co = learns[:, 0] & learns[:, 1]
+        split = backward is not None and self.peer is None and torch.is_grad_enabled()
+        ran1 = self._run(self.student1, batch["s1"], hidden, learns[:, 0], need[:, 0], co)
+        nll1 = ran1.nll
         mask = mask.to(nll1.dtype)
         # The mask selects which student learns each path; it is a constant here. The router learns
         # from its own expected-cost loss over both students' per-path losses (distill.router.router).
-        loss1 = masked_mean(nll1, mask[:, 0].detach())
-        loss2 = masked_mean(nll2, mask[:, 1].detach())
+        # A path a student did not run (NaN) is one it does not learn: it weighs 0 in its loss.
+        loss1 = masked_mean(torch.where(nll1.isnan(), 0.0, nll1), mask[:, 0].detach()) + ran1.extra
+        if split and loss1.requires_grad:  # free student 1's activations before student 2 runs
+            _backward(backward, loss1)
+            ran1.out, loss1, nll1 = None, loss1.detach(), nll1.detach()
+        ran2 = None if self.student2 is None else self._run(self.student2, batch["s2"], hidden, learns[:, 1],
+                                                            need[:, 1], co)
+        nll2 = torch.zeros_like(nll1) if ran2 is None else ran2.nll
+        loss2 = masked_mean(torch.where(nll2.isnan(), 0.0, nll2), mask[:, 1].detach()) + \
+            (0.0 if ran2 is None else ran2.extra)
         loss = loss1 + loss2
         logs = {"loss_s1": float(loss1.detach()), "loss_s2": float(loss2.detach())}
         if decision is not None:
-            cost1, cost2 = _worst_if_unusable(nll1, usable[:, 0]), _worst_if_unusable(nll2, usable[:, 1])
-            aux = self.router.aux_loss(decision, cost1, None if out2 is None else cost2)
+            if full:
+                cost1, cost2 = _worst_if_unusable(nll1, usable[:, 0]), _worst_if_unusable(nll2, usable[:, 1])
+                aux = self.router.aux_loss(decision, cost1, None if ran2 is None else cost2)
+            else:  # a partial step: the router learns from its bank of measured costs
+                aux = self.router.aux_loss(decision, None, None)
             loss = loss + aux
             logs["router_aux"] = float(aux.detach())
-        if self.peer is not None and out2 is not None:
-            peer = self.peer(out1, out2, batch, mask)
+        if self.peer is not None and ran2 is not None:
+            if ran1.idx is None and ran2.idx is None:
+                peer = self.peer(ran1.out, ran2.out, batch, mask)
+            else:  # the co-routed rows only: what peer scope co_routed reads, and what both students ran
+                sel = torch.nonzero(co).flatten()
+                sub = {k: _rows(batch[k], sel) for k in ("s1", "s2")}
+                peer = self.peer(ran1.rows(sel), ran2.rows(sel), sub, mask[sel])
             loss = loss + peer.loss
             logs["peer"] = float(peer.loss.detach())
             logs.update({f"peer_{k}": float(v) for k, v in peer.logs.items()})
-        return MixtureOutput(loss=loss, nll1=nll1, nll2=nll2, mask=mask, route=route, route_probs=probs, logs=logs)
+        if split:  # the rest: student 2's loss and the router's (loss1 is detached by now)
+            if loss.requires_grad:
+                _backward(backward, loss)
+            loss = loss.detach()
+        return MixtureOutput(loss=loss, nll1=nll1, nll2=nll2, mask=mask, route=route, route_probs=probs, logs=logs,
+                             backward_done=split)
