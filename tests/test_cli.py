@@ -112,4 +112,4 @@ def test_train_entry_points_report_config_errors_in_one_line(tmp_path):
         assert "torch" not in err
     out = subprocess.run([sys.executable, "-m", "distill.commands", "train", "--config", "nope"], cwd=tmp_path,
                          capture_output=True, text=True)
-    assert out.returncode == 2 and "built-in: demo, gsm8k_lora" in out.stderr, out.stderr
+    assert out.returncode == 2 and "built-in: demo, demo_formal, gsm8k_lora" in out.stderr, out.stderr

@@ -17,7 +17,7 @@ from distill.errors import ConfigError
 
 
 def test_builtin_names_per_kind():
-    assert builtin_names("train") == ["demo", "gsm8k_lora"]
+    assert builtin_names("train") == ["demo", "demo_formal", "gsm8k_lora"]
     assert builtin_names("accelerate") == ["cpu_ddp", "multi_gpu", "single", "zero2", "zero3"]
     assert builtin_names("deepspeed") == ["ds_zero2", "ds_zero3"]
     names = [n for kind in ("train", "accelerate", "deepspeed") for n in builtin_names(kind)]
@@ -40,7 +40,7 @@ def test_find_config_name_path_and_error(tmp_path, monkeypatch):
     with pytest.raises(ConfigError) as exc:
         find_config("demoo", "train")
     msg = str(exc.value)
-    assert "'demoo' not found" in msg and "demo, gsm8k_lora" in msg and len(msg.splitlines()) == 1
+    assert "'demoo' not found" in msg and "demo, demo_formal, gsm8k_lora" in msg and len(msg.splitlines()) == 1
     with pytest.raises(ConfigError, match="built-in: cpu_ddp, multi_gpu, single, zero2, zero3"):
         find_config("zero9", "accelerate")
     with pytest.raises(ConfigError):
@@ -49,7 +49,7 @@ def test_find_config_name_path_and_error(tmp_path, monkeypatch):
 
 def test_find_any_and_distill_configs_command(tmp_path):
     assert find_any("zero2") == ("accelerate", find_config("zero2", "accelerate"))
-    with pytest.raises(ConfigError, match="train: demo, gsm8k_lora; accelerate: "):
+    with pytest.raises(ConfigError, match="train: demo, demo_formal, gsm8k_lora; accelerate: "):
         find_any("nope")
     run = lambda *a: subprocess.run([sys.executable, "-m", "distill.commands", "configs", *a], cwd=tmp_path,
                                     capture_output=True, text=True)

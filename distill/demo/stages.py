@@ -59,8 +59,10 @@ def prompt_command(cfg: DemoConfig, train_file: Path, summary: Path) -> list[str
             "--styles", cfg.styles, "--no-progress", "--summary-json", str(summary)]
 
 
-def train_command(cfg: DemoConfig, data_root: Path, m1: Path, m2: Path, run_dir: Path) -> list[str]:
-    """``accelerate launch -m distill.commands.train --config <demo> ...`` (2 CPU processes by default)."""
+def train_command(cfg: DemoConfig, data_root: Path, m1: Path, m2: Path, run_dir: Path,
+                  task: str = TASK) -> list[str]:
+    """``accelerate launch -m distill.commands.train --config <demo> ...`` (2 CPU processes by default;
+    ``cfg`` is a :class:`DemoConfig` or a :class:`distill.demo.formal_config.FormalDemoConfig`)."""
     from distill.configs import find_config
 
     if cfg.num_processes > 1:
@@ -70,7 +72,7 @@ def train_command(cfg: DemoConfig, data_root: Path, m1: Path, m2: Path, run_dir:
         launch = ["--cpu", "--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no",
                   "--dynamo_backend", "no"]
     cmd = [sys.executable, "-m", "accelerate.commands.launch", *launch, "-m", TRAIN_MODULE,
-           "--config", str(cfg.train_config), "--data_root", str(data_root), "--task", TASK,
+           "--config", str(cfg.train_config), "--data_root", str(data_root), "--task", task,
            "--model1", str(m1), "--model2", str(m2), "--outdir", str(run_dir),
            "--max_new_tokens", str(cfg.max_new_tokens), "--eval_bs", str(cfg.eval_bs)]
     if cfg.eval_limit:

@@ -28,6 +28,8 @@ from distill.errors import ConfigError, DistillError
 from distill.prompting.backend import Completion, Request
 
 STYLES: tuple[str, ...] = ("cot", "program", "knowledge", "tot", "fwd_bwd", "plain")
+#: The demo's formal tasks (answered by :mod:`distill.demo.formal_teacher`).
+FORMAL_TASKS: tuple[str, ...] = ("smt", "asp", "dot")
 
 
 class ScriptedTeacherError(DistillError, ValueError):
@@ -195,17 +197,26 @@ class ScriptedBackend:
 
     name = "scripted"
 
-    def __init__(self, wrong_rate: float = 0.2, seed: int = 0):
-        if not 0.0 <= float(wrong_rate) <= 1.0:
-            raise ConfigError(f"wrong_rate must be in [0, 1], got {wrong_rate}")
+    def __init__(self, wrong_rate: float = 0.2, seed: int = 0, broken_rate: float = 0.0):
+        for name, rate in (("wrong_rate", wrong_rate), ("broken_rate", broken_rate)):
+            if not 0.0 <= float(rate) <= 1.0:
+                raise ConfigError(f"{name} must be in [0, 1], got {rate}")
+        if float(wrong_rate) + float(broken_rate) > 1.0:
+            raise ConfigError(f"wrong_rate + broken_rate must be <= 1, got {wrong_rate} + {broken_rate}")
         self.wrong_rate = float(wrong_rate)
+        self.broken_rate = float(broken_rate)
         self.seed = int(seed)
         self.calls = 0
 
     def answer(self, row: dict, style: str, sample_index: int = 0, task: str = "arith") -> str:
-        """The scripted answer text (synchronous core of :meth:`complete`)."""
+        """The scripted answer text (synchronous core of :meth:`complete`). The demo's formal tasks
+        (``smt``, ``asp``, ``dot``: rows with a ``spec``) are answered by
+        :func:`distill.demo.formal_teacher.formal_answer`, with ``broken_rate`` broken programs."""
+        if task in FORMAL_TASKS:
+            return self._formal(row, style, sample_index, task)
         if task != "arith":
-            raise ScriptedTeacherError(f"the scripted teacher only answers the built-in 'arith' task, not {task!r}")
+            raise ScriptedTeacherError(f"the scripted teacher answers the built-in 'arith' task and the demo's "
+                                       f"{', '.join(FORMAL_TASKS)} rows, not {task!r}")
         if style not in RENDERERS:
             raise ScriptedTeacherError(f"unknown style {style!r}; the scripted teacher knows {', '.join(STYLES)}")
         try:
@@ -215,6 +226,18 @@ class ScriptedBackend:
         rng = _rng_for(str(row.get("id")), style, sample_index, self.seed)
         wrong = rng.random() < self.wrong_rate
         return RENDERERS[style](make_trace(problem, rng, wrong, story_of(row["question"])))
+
+    def _formal(self, row: dict, style: str, sample_index: int, task: str) -> str:
+        from distill.demo.formal_teacher import formal_answer
+
+        if not isinstance(row.get("spec"), dict):
+            raise ScriptedTeacherError(f"row {row.get('id')!r} has no 'spec': the scripted teacher answers only "
+                                       f"the {task} problems that `distill demo --task {task}` generates")
+        rng = _rng_for(str(row.get("id")), style, sample_index, self.seed)
+        try:
+            return formal_answer(task, row, style, rng, wrong_rate=self.wrong_rate, broken_rate=self.broken_rate)[0]
+        except (KeyError, ValueError, TypeError, IndexError) as exc:
+            raise ScriptedTeacherError(f"row {row.get('id')!r}: {exc}") from None
 
     async def complete(self, request: Request) -> Completion:
         self.calls += 1
@@ -226,7 +249,28 @@ class ScriptedBackend:
         return None
 
 
+def broken_rate_of(model: str | None) -> float:
+    """The broken-program share named in ``--model scripted:broken=R`` (0 for plain ``scripted``).
+
+    Why in the model name: the backend options are fixed (model, base_url, seed, wrong_rate, ...),
+    and the model name is part of every cache key, so answers drawn at another rate never collide.
+    """
+    if not model or ":" not in model:
+        return 0.0
+    for part in model.split(":", 1)[1].split(","):
+        key, _, value = part.partition("=")
+        if key.strip() != "broken":
+            raise ConfigError(f"--model {model!r}: the scripted teacher takes only 'scripted:broken=R'")
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"--model {model!r}: broken rate {value!r} is not a number") from None
+    return 0.0
+
+
 def scripted_backend(**opts) -> ScriptedBackend:
     """Backend factory for ``--backend scripted`` (entry point ``distill.backends: scripted``):
-    takes ``wrong_rate`` and ``seed`` and ignores the API options (model, base_url, ...)."""
-    return ScriptedBackend(**{k: opts[k] for k in ("wrong_rate", "seed") if k in opts})
+    takes ``wrong_rate`` and ``seed``, the broken-program share from ``--model scripted:broken=R``
+    (:func:`broken_rate_of`), and ignores the other API options (base_url, ...)."""
+    return ScriptedBackend(**{k: opts[k] for k in ("wrong_rate", "seed") if k in opts},
+                           broken_rate=broken_rate_of(opts.get("model")))
