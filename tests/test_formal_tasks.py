@@ -216,13 +216,15 @@ def test_prompt_writes_valid_flags_and_diagnostics_and_only_verified_rows(tmp_pa
     assert "valid programs per style (the solver accepts them): cot 1/2, program 1/2, plain 0/2" in out
 
 
-def test_scripted_teacher_cannot_answer_formal_tasks(tmp_path, capsys):
+def test_scripted_teacher_refuses_formal_rows_it_did_not_generate(tmp_path, capsys):
+    """The demo's scripted teacher answers only the formal problems its own generators made (rows with a
+    ``spec``); any other smt row is one line, exit 2, and nothing is left behind (not even a cache)."""
     write_jsonl(tmp_path / "smt" / "test.jsonl", rows_for("smt"))
     rc = main(["prompt", "--root", str(tmp_path), "--dataset", "smt", "--backend", "scripted", "--model", "s",
                "--n", "1", "--styles", "plain", "--no-progress"])
-    err = capsys.readouterr().err.strip()
-    assert rc == 2 and "only answers the built-in 'arith' task, not 'smt'" in err
-    assert not (tmp_path / "smt" / "test.enriched.jsonl").exists()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "has no 'spec'" in err[0] and "distill demo --task smt" in err[0], err
+    assert sorted(p.name for p in (tmp_path / "smt").iterdir()) == ["test.jsonl"]
 
 
 def test_regen_correct_rescores_a_formal_enriched_file(tmp_path, capsys):
