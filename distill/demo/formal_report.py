@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from distill.demo.report import routing_lines
+
 GROUP_NAMES = {"s1": "student 1", "s2": "student 2", "ensemble": "ensemble"}
 
 
@@ -54,14 +56,7 @@ def format_formal_report(result: dict[str, Any]) -> str:
                      f"{_pct(c['valid_refined'])}"
                      + ("" if c["valid_gain"] is None else f" ({100 * c['valid_gain']:+.1f} points)"))
     lines.append("")
-    rates = (result.get("routing") or {}).get("all", {})
-    if rates:
-        lines.append("routing (share of each style's paths sent to each student, all epochs)")
-        lines.append(f"{'style':<10} {'student1':>8} {'student2':>8} {'paths':>6}")
-        for style in sorted(rates):
-            r = rates[style]
-            lines.append(f"{style:<10} {r['student1']:8.1%} {r['student2']:8.1%} {r['count']:6d}")
-        lines.append("")
+    lines += routing_lines(result)
     if result.get("table_png"):
         lines.append(f"table plot: {result['table_png']}")
     if result.get("plot"):

@@ -28,15 +28,21 @@ def format_report(result: dict[str, Any]) -> str:
                        ("acc_ensemble", "ensemble")):
         lines.append(f"{label:<15} {b[key]:6.1%}  {a[key]:6.1%}  {a[key] - b[key]:+6.1%}")
     lines.append("")
-    rates = result.get("routing", {}).get("all", {})
-    if rates:
-        lines.append("routing (share of each style's paths sent to each student, all epochs)")
-        lines.append(f"{'style':<10} {'student1':>8} {'student2':>8} {'paths':>6}")
-        for style in sorted(rates):
-            r = rates[style]
-            lines.append(f"{style:<10} {r['student1']:8.1%} {r['student2']:8.1%} {r['count']:6d}")
-        lines.append("")
+    lines += routing_lines(result)
     if result.get("plot"):
         lines.append(f"routing plot: {result['plot']}")
     lines.append(f"run folder: {result['run_dir']}")
     return "\n".join(lines)
+
+
+def routing_lines(result: dict) -> list[str]:
+    """The routing table of a demo summary (share of each style's paths per student, all epochs)."""
+    rates = (result.get("routing") or {}).get("all", {})
+    if not rates:
+        return []
+    lines = ["routing (share of each style's paths sent to each student, all epochs)",
+             f"{'style':<10} {'student1':>8} {'student2':>8} {'paths':>6}"]
+    for style in sorted(rates):
+        r = rates[style]
+        lines.append(f"{style:<10} {r['student1']:8.1%} {r['student2']:8.1%} {r['count']:6d}")
+    return lines + [""]

@@ -11,9 +11,8 @@ import re
 
 from distill.verify.mathnum import _SCALED_RE, _WORDS_RE, _spell_out
 from distill.verify.types import HEDGED
-from distill.data.latex import closing_brace
+from distill.data.latex import BOX_RE as _BOX_RE, closing_brace, last_boxed
 
-_BOX_RE = re.compile(r"\\(?:boxed|fbox)\b")
 _CODE_BLOCK_RE = re.compile(r"```[^\n`]*\n.*?(?:```|\Z)", re.S)
 _ANCHOR_RE = re.compile(
     r"(?:####|\b(?:final\s+answer|the\s+answer|answer)[*_]*\s*(?:is|:|=|would\s+be|will\s+be|should\s+be)"
@@ -26,22 +25,7 @@ _NUM_TEXT_RE = re.compile(r"(?<![\w.])[-+−]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+
 
 
 
-def find_boxed(text: str) -> str | None:
-    """Contents of the last ``\\boxed{...}`` / ``\\fbox{...}`` (nested braces) or ``\\boxed 5``."""
-    for m in reversed(list(_BOX_RE.finditer(text))):
-        i = m.end()
-        while i < len(text) and text[i] == " ":
-            i += 1
-        if i < len(text) and text[i] == "{":
-            j = closing_brace(text, i)
-            inner = text[i + 1 : j].strip() if j is not None else ""
-            if inner:
-                return inner
-        else:
-            tok = re.match(r"[^\s$]+", text[i:])
-            if tok and i > m.end():  # "\boxed 5" needs the space; "\boxedx" is not a box
-                return tok.group(0)
-    return None
+find_boxed = last_boxed
 
 
 # Between two boxes of one list answer: a separator and at most "x =" ("$x=\\boxed{2}$ and $x=\\boxed{-3}$").

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from distill.data.latex import closing_brace
+from distill.data.latex import closing_brace, last_boxed
 
 Row = dict[str, Any]
 
@@ -61,29 +61,8 @@ def _maybe_json(value: Any, openers: str = "{[") -> Any:
     return value
 
 
-_BOX_RE = re.compile(r"\\(?:boxed|fbox)\b")
 
 
-
-
-def last_boxed(text: str | None) -> str | None:
-    """Contents of the last non-empty ``\\boxed{...}`` / ``\\fbox{...}`` (nested braces), or ``\\boxed 5``."""
-    if not text:
-        return None
-    for m in reversed(list(_BOX_RE.finditer(text))):
-        i = m.end()
-        while i < len(text) and text[i] == " ":
-            i += 1
-        if i < len(text) and text[i] == "{":
-            j = closing_brace(text, i)
-            inner = text[i + 1:j].strip() if j is not None else ""
-            if inner:
-                return inner
-        elif i > m.end():
-            tok = re.match(r"[^\s$]+", text[i:])
-            if tok:
-                return tok.group(0)
-    return None
 
 
 _CALC_RE = re.compile(r"<<[^<>\n]*>>")
