@@ -61,15 +61,20 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 #: Every arm, in the order of the table: the baselines first, the method (``full``) near the end.
-ARMS = ("solo1", "solo2", "separate", "routing_only", "peer_only", "full", "random_routing", "full_peer_all")
+ARMS = ("solo1", "solo2", "separate", "routing_only", "peer_only", "full", "random_routing", "full_peer_all",
+        "full_uld")
 #: arms that are a recipe plus flags: ``full_peer_all`` is QR-Distill with peer teaching on every path
 #: (``--peer_scope all``), against ``full``'s default ``co_routed``: the evidence for that default.
-ARM_FLAGS: dict[str, tuple[str, tuple[str, ...]]] = {"full_peer_all": ("full", ("--peer_scope", "all"))}
+#: ``full_uld`` swaps the cross-tokenizer peer signal from projected hidden states (``auto`` -> ``hidden``)
+#: to Universal Logit Distillation: whether the hidden-state InfoNCE is what hurts student 1.
+ARM_FLAGS: dict[str, tuple[str, tuple[str, ...]]] = {"full_peer_all": ("full", ("--peer_scope", "all")),
+                                                     "full_uld": ("full", ("--peer", "uld"))}
 #: ``full`` against each of these (paired by seed): what each part of the method is worth.
 COMPARISONS = (("separate", "routing + peer"), ("routing_only", "peer teaching"), ("peer_only", "learned routing"),
                ("random_routing", "learned vs random routing"), ("solo1", "two students vs student 1 alone"),
                ("solo2", "two students vs student 2 alone"),
-               ("full_peer_all", "peer scope co_routed (default) vs all"))
+               ("full_peer_all", "peer scope co_routed (default) vs all"),
+               ("full_uld", "peer signal hidden (auto) vs uld"))
 #: Mixture (``full``) epoch time / ``separate`` epoch time must be at or below this.
 TIME_RATIO_TARGET = 0.8
 #: The style that student 1's window cannot learn (the probe's premise); its share to student 2.
