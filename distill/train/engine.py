@@ -24,7 +24,7 @@ from distill.train.config import TrainConfig
 from distill.train.metrics import (STARVED_SHARE, MetricsLog, Throughput, peak_memory_gib, route_shares,
                                    router_log_rows)
 from distill.train.report import write_report_safely
-from distill.train.setup import Run, setup_run, validate_inputs, zero_stage
+from distill.train.setup import Run, clip_per_group, setup_run, validate_inputs, zero_stage
 
 #: Test hook: ``DISTILL_FAULT_AT_STEP=N`` hard-kills the process (``os._exit``) right after
 #: optimizer step N (and any checkpoint of that step) -- a stand-in for a crash or preemption.
@@ -77,7 +77,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                 if not out.backward_done:
                     acc.backward(out.loss)
                 if acc.sync_gradients and cfg.optim.max_grad_norm > 0:
-                    acc.clip_grad_norm_(model.parameters(), cfg.optim.max_grad_norm)
+                    clip_per_group(acc, optimizer, cfg.optim.max_grad_norm)
                 optimizer.step()
                 if acc.sync_gradients:
                     scheduler.step()

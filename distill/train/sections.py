@@ -94,7 +94,8 @@ class OptimConfig:
     lr_router: float = _f(1e-3, "learning rate of the router and the peer module (ensemble weights, projections)")
     weight_decay: float = _f(0.0, "AdamW weight decay")
     warmup_ratio: float = _f(0.03, "fraction of optimizer steps with linear warm-up (then cosine decay)")
-    max_grad_norm: float = _f(1.0, "gradient clipping norm (0 disables)")
+    max_grad_norm: float = _f(1.0, "gradient clipping norm, applied to each student (and to router + peer) on its own; "
+                                   "under DeepSpeed one norm over all parameters; 0 disables")
     seed: int = _f(42, "seed for model init noise, LoRA init, dropout and data order")
     max_steps: int | None = _f(None, "stop after this many optimizer steps (smoke runs); None = full epochs")
     neftune_alpha: float = _f(0.0, "NEFTune: uniform noise U(-1,1) * A / sqrt(L*d) on both students' input embeddings "

@@ -186,6 +186,25 @@ def param_groups(model: MixtureModel, cfg: TrainConfig) -> list[dict[str, Any]]:
     return groups
 
 
+def clip_per_group(accelerator, optimizer, max_norm: float) -> None:
+    """Clip each optimizer group's gradients (student 1, student 2, router + peer: see
+    :func:`param_groups`) to ``max_norm`` on its own.
+
+    Why not one norm over everything: then student 2's gradient norm scales student 1's step (a student
+    with large gradients, e.g. on paths it cannot learn, would slow the other one down), and two
+    students trained "separately" in one mixture would not train as they do alone. DeepSpeed clips
+    inside its engine, over all parameters (its ``gradient_clipping``): there this is a no-op.
+    """
+    from accelerate.utils import DistributedType
+    from torch.nn.utils import clip_grad_norm_
+
+    if accelerator.distributed_type == DistributedType.DEEPSPEED:
+        return
+    accelerator.unscale_gradients()  # once per step (fp16 loss scaling), before any norm is taken
+    for group in optimizer.param_groups:
+        clip_grad_norm_(group["params"], max_norm)
+
+
 @dataclass
 class Run:
     """The prepared pieces of one training run (see :func:`setup_run`)."""
