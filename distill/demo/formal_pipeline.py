@@ -33,7 +33,7 @@ from distill.demo.formal_repairs import (augment_rows, conversation_texts, teach
 from distill.demo.formal_report import format_formal_report
 from distill.demo.formal_teacher import STYLE_TEMPLATES
 from distill.demo.report import teacher_stats
-from distill.demo.stages import (DISTILL, DemoError, posrate_command, prefill_router_cache, read_json, run_logged,
+from distill.demo.stages import (DISTILL, prefill_router_cache, read_json, routing_analysis, run_logged,
                                  train_command)
 from distill.demo.students import build_students
 
@@ -159,14 +159,8 @@ def run_formal_demo(cfg: FormalDemoConfig, log: Callable[[str], None] = print) -
     done("eval")
 
     stage("7/7 routing analysis (distill posrate)")
-    routing: dict[str, Any] = {}
     plot = out / "routing_rates.png" if cfg.plot else None
-    if any(run_dir.glob("router_logs_epoch*.jsonl")):
-        text = run_logged("posrate", posrate_command(run_dir, plot), logs / "posrate.log", capture_stdout=True)
-        try:
-            routing = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise DemoError(f"distill posrate --json printed invalid JSON ({exc}): {text[:200]!r}") from None
+    routing = routing_analysis(run_dir, plot, logs / "posrate.log")
     done("posrate")
     train_summary = read_json(run_dir / "train_summary.json")
     result = {

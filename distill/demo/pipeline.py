@@ -20,7 +20,7 @@ from distill.data.jsonl import atomic_write_text
 from distill.demo.config import DemoConfig
 from distill.demo.report import format_report, teacher_stats
 from distill.demo.stages import (
-    DemoError, evaluate_untrained, posrate_command, prefill_router_cache, prompt_command, read_json, run_logged,
+    evaluate_untrained, prefill_router_cache, prompt_command, read_json, routing_analysis, run_logged,
     train_command,
 )
 from distill.demo.students import build_students, tokenizer_corpus
@@ -68,14 +68,8 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print) -> dict[str, A
 
     stage("6/6 routing analysis (distill posrate)")
     plot = out / "routing_rates.png" if cfg.plot else None
-    routing: dict[str, Any] = {}
-    if any(run_dir.glob("router_logs_epoch*.jsonl")):
-        text = run_logged("posrate", posrate_command(run_dir, plot), logs / "posrate.log", capture_stdout=True)
-        try:
-            routing = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise DemoError(f"distill posrate --json printed invalid JSON ({exc}): {text[:200]!r}") from None
-    else:
+    routing = routing_analysis(run_dir, plot, logs / "posrate.log")
+    if not routing:
         plot = None
     result = {
         "preset": cfg.preset, "wall_s": time.time() - t0, "n_test": after.get("n", before.get("n")),

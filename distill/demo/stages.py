@@ -92,6 +92,18 @@ def posrate_command(run_dir: Path, plot: Path | None) -> list[str]:
     return cmd + (["--plot", str(plot)] if plot else [])
 
 
+def routing_analysis(run_dir: Path, plot: Path | None, log: Path) -> dict[str, Any]:
+    """``distill posrate --json`` (and its ``plot``) on the run's router logs: the parsed rates, or ``{}``
+    when the run wrote none (no learned or random routing)."""
+    if not any(run_dir.glob("router_logs_epoch*.jsonl")):
+        return {}
+    text = run_logged("posrate", posrate_command(run_dir, plot), log, capture_stdout=True)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DemoError(f"distill posrate --json printed invalid JSON ({exc}): {text[:200]!r}") from None
+
+
 def evaluate_untrained(cfg: DemoConfig, m1: Path, m2: Path, test_file: Path, out_dir: Path) -> dict[str, Any]:
     """Accuracy of the untrained students (and their ensemble) with the engine's evaluation."""
     import torch
