@@ -114,6 +114,13 @@ def test_summarize_table_and_json_shaping():
     t2 = ba.format_table(s2, inputs)
     assert "1.20" in t2 and t2.count("NOT met") == 3
 
+    # ahead on average but inside the noise (paired diffs +0.20, -0.05, +0.12): not met, and the table says why
+    noisy = {**results, "full": [dict(r, acc={**r["acc"], "ensemble": 0.30 + d}) for r, d in
+                                 zip(results["full"], (0.20, -0.05 + 0.01, 0.12 + 0.02))]}
+    c3 = {c["vs"]: c for c in ba.summarize(noisy)["comparisons"]}["separate"]
+    assert c3["diff"]["mean"] > 0 and c3["diff"]["lo"] < 0 and c3["ahead"] and not c3["met"]
+    assert "NOT met (ahead, but the CI includes 0)" in ba.format_table(ba.summarize(noisy), inputs)
+
     # the verdict uses each arm's fastest seed: one seed slowed by someone else's job cannot fake a "met"
     disturbed = {**results, "separate": [dict(r, time={"mean_epoch_s": 100.0 if r["seed"] == 0 else 6.0,
                                                        "median_epoch_s": 6.0}) for r in results["separate"]]}
