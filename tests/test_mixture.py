@@ -292,3 +292,19 @@ def test_separate_students_do_not_touch_each_other_through_clipping(tmp_path, ti
     assert any(not torch.allclose(a2[k], b2[k]) for k in a2), "student 2 trained differently in the two runs"
     for k in a1:
         torch.testing.assert_close(b1[k], a1[k], rtol=1e-6, atol=1e-8, msg=k)
+
+
+@pytest.mark.parametrize("norm,noted", [(1.0, True), (0.0, False)])
+def test_deepspeed_run_says_it_clips_one_norm_over_both_students(tiny_llama, tiny_qwen2, norm, noted):
+    """Under DeepSpeed the engine clips (one norm over all parameters), unlike DDP: the run says so."""
+    from types import SimpleNamespace
+
+    from distill.train.setup import deepspeed_checks
+
+    printed = []
+    ds = {"gradient_clipping": "auto", "zero_optimization": {"stage": 2}}
+    acc = SimpleNamespace(state=SimpleNamespace(deepspeed_plugin=SimpleNamespace(deepspeed_config=ds)),
+                          num_processes=2, print=printed.append)
+    deepspeed_checks(acc, _cfg(tiny_llama, tiny_qwen2, max_grad_norm=norm))
+    assert ds["gradient_clipping"] == norm
+    assert any("DeepSpeed clips ONE gradient norm over both students" in p for p in printed) is noted

@@ -138,6 +138,8 @@ def deepspeed_checks(accelerator, cfg: TrainConfig) -> None:
     ds["train_batch_size"] = bs * accum * accelerator.num_processes
     if ds.get("gradient_clipping", "auto") == "auto":
         ds["gradient_clipping"] = cfg.optim.max_grad_norm
+    if ds["gradient_clipping"] and not cfg.students.is_sft:  # DDP and one process clip each student on its own
+        accelerator.print("note: DeepSpeed clips ONE gradient norm over both students; --max_grad_norm 0 turns it off")
 
 
 def zero_stage(accelerator) -> int:
@@ -190,8 +192,7 @@ def clip_per_group(accelerator, optimizer, max_norm: float) -> None:
     """Clip each optimizer group's gradients (student 1, student 2, router + peer: see
     :func:`param_groups`) to ``max_norm`` on its own.
 
-    Why not one norm over everything: then student 2's gradient norm scales student 1's step (a student
-    with large gradients, e.g. on paths it cannot learn, would slow the other one down), and two
+    Why not one norm over everything: then student 2's gradient norm scales student 1's step, and two
     students trained "separately" in one mixture would not train as they do alone. DeepSpeed clips
     inside its engine, over all parameters (its ``gradient_clipping``): there this is a no-op.
     """
