@@ -38,8 +38,10 @@ def run(args: argparse.Namespace) -> int:
     summary = train(cfg)
     from accelerate import PartialState
 
-    if PartialState().is_main_process:
+    state = PartialState()
+    if state.is_main_process:
         print(json.dumps(summary))
+    state.destroy_process_group()  # a clean exit for every rank (a live gloo group can abort at shutdown)
     return 0
 
 
