@@ -237,11 +237,10 @@ def summarize(results: dict[str, list[dict[str, Any]]], conf: float = 0.95) -> d
             diffs = [full[r["seed"]] - r["acc"][key] for r in results[other]
                      if r["seed"] in full and full[r["seed"]] is not None and r["acc"][key] is not None]
             diff = t_interval(diffs, conf)
+            significant = diff.lo is not None and diff.lo > 0  # the target: ahead by more than the interval
             comps.append({"vs": other, "tests": what, "metric": f"full ensemble - {other} {key}",
-                          # the target: ahead by more than the interval (its lower end above 0)
-                          "diff": asdict(diff), "met": diff.lo is not None and diff.lo > 0,
-                          "ahead": diff.mean is not None and diff.mean > 0,
-                          "significant": diff.lo is not None and diff.lo > 0})
+                          "diff": asdict(diff), "met": significant, "significant": significant,
+                          "ahead": diff.mean is not None and diff.mean > 0})
     out["comparisons"] = comps
     out["routing_styles"] = routing_styles(results)
     if "full" in arms and arms["full"]["tot_to_s2"]["mean"] is not None:
