@@ -62,19 +62,30 @@ sys.path.insert(0, str(ROOT))
 
 #: Every arm, in the order of the table: the baselines first, the method (``full``) near the end.
 ARMS = ("solo1", "solo2", "separate", "routing_only", "peer_only", "full", "random_routing", "full_peer_all",
-        "full_uld")
+        "full_uld", "routing_cov", "full_cov")
+#: the arms a plain call runs
+DEFAULT_ARMS = ARMS[:9]
 #: arms that are a recipe plus flags: ``full_peer_all`` is QR-Distill with peer teaching on every path
 #: (``--peer_scope all``), against ``full``'s default ``co_routed``: the evidence for that default.
 #: ``full_uld`` swaps the cross-tokenizer peer signal from projected hidden states (``auto`` -> ``hidden``)
 #: to Universal Logit Distillation: whether the hidden-state InfoNCE is what hurts student 1.
+#: ``routing_cov`` / ``full_cov`` swap the router's objective (entropy balance, mean-centred cost) for a
+#: coverage floor and a margin of 1 standard deviation: a path trains both students unless it is an
+#: outlier for one (distill.router.router, "Or a coverage floor"). The margin was set before any run, not tuned.
+COVERAGE = ("--router_balance", "coverage", "--router_margin", "1.0")
 ARM_FLAGS: dict[str, tuple[str, tuple[str, ...]]] = {"full_peer_all": ("full", ("--peer_scope", "all")),
-                                                     "full_uld": ("full", ("--peer", "uld"))}
-#: ``full`` against each of these (paired by seed): what each part of the method is worth.
-COMPARISONS = (("separate", "routing + peer"), ("routing_only", "peer teaching"), ("peer_only", "learned routing"),
-               ("random_routing", "learned vs random routing"), ("solo1", "two students vs student 1 alone"),
-               ("solo2", "two students vs student 2 alone"),
-               ("full_peer_all", "peer scope co_routed (default) vs all"),
-               ("full_uld", "peer signal hidden (auto) vs uld"))
+                                                     "full_uld": ("full", ("--peer", "uld")),
+                                                     "routing_cov": ("routing_only", COVERAGE),
+                                                     "full_cov": ("full", COVERAGE)}
+#: The method (``full``, or ``--method``) against each of these (paired by seed): what each part is worth.
+COMPARISONS = {"separate": "routing + peer", "routing_only": "peer teaching", "peer_only": "learned routing",
+               "random_routing": "learned vs random routing", "solo1": "two students vs student 1 alone",
+               "solo2": "two students vs student 2 alone",
+               "full_peer_all": "peer scope co_routed (default) vs all",
+               "full_uld": "peer signal hidden (auto) vs uld",
+               "routing_cov": "peer teaching (coverage objective)",
+               "full": "the default objective (entropy balance, margin 0)",
+               "full_cov": "the coverage objective (coverage floor, margin 1)"}
 #: Mixture (``full``) epoch time / ``separate`` epoch time must be at or below this.
 TIME_RATIO_TARGET = 0.8
 #: The style that student 1's window cannot learn (the probe's premise); its share to student 2.
@@ -195,8 +206,11 @@ def last_epoch_routing(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return dict(sorted(out.items()))
 
 
-def summarize(results: dict[str, list[dict[str, Any]]], conf: float = 0.95) -> dict[str, Any]:
+def summarize(results: dict[str, list[dict[str, Any]]], conf: float = 0.95, method: str = "full") -> dict[str, Any]:
     """Per-arm intervals, the time ratio and the paired comparisons from per-(arm, seed) run records.
+
+    ``method`` is the arm the comparisons are about (``full``, or a variant such as ``full_cov``): its
+    ensemble against every other arm of :data:`COMPARISONS` that ran.
 
     ``results[arm]`` is a list of run records (one per seed, in seed order) with ``seed``, ``acc``
     (from :func:`arm_accuracies`), ``time`` (from :func:`epoch_times`), ``routing`` (from
@@ -216,10 +230,10 @@ def summarize(results: dict[str, list[dict[str, Any]]], conf: float = 0.95) -> d
         row["tot_to_s2"] = asdict(t_interval(shares, conf))
         arms[arm] = row
     out: dict[str, Any] = {"conf": conf, "arms": arms}
-    if "full" in arms and "separate" in arms:
-        f, s = results["full"], results["separate"]
-        mean = arms["full"]["epoch_s"]["mean"] / arms["separate"]["epoch_s"]["mean"]
-        med = arms["full"]["median_epoch_s"]["mean"] / arms["separate"]["median_epoch_s"]["mean"]
+    if method in arms and "separate" in arms:
+        f, s = results[method], results["separate"]
+        mean = arms[method]["epoch_s"]["mean"] / arms["separate"]["epoch_s"]["mean"]
+        med = arms[method]["median_epoch_s"]["mean"] / arms["separate"]["median_epoch_s"]["mean"]
         # Other users' load on a shared machine only ever adds time, so each arm's fastest seed is
         # the least disturbed estimate of its own cost: the verdict is on that ratio.
         best = min(r["time"]["mean_epoch_s"] for r in f) / min(r["time"]["mean_epoch_s"] for r in s)
@@ -227,10 +241,10 @@ def summarize(results: dict[str, list[dict[str, Any]]], conf: float = 0.95) -> d
                              "estimator": "fastest seed of each arm (mean epoch time)",
                              "target": TIME_RATIO_TARGET, "met": best <= TIME_RATIO_TARGET}
     comps = []
-    if "full" in results:
-        full = {r["seed"]: r["acc"]["ensemble"] for r in results["full"]}
-        for other, what in COMPARISONS:
-            if other not in results:
+    if method in results:
+        full = {r["seed"]: r["acc"]["ensemble"] for r in results[method]}
+        for other, what in COMPARISONS.items():
+            if other not in results or other == method:
                 continue
             # a solo arm has no ensemble: full's ensemble against that student trained alone
             key = {"solo1": "s1", "solo2": "s2"}.get(other, "ensemble")
@@ -238,14 +252,15 @@ def summarize(results: dict[str, list[dict[str, Any]]], conf: float = 0.95) -> d
                      if r["seed"] in full and full[r["seed"]] is not None and r["acc"][key] is not None]
             diff = t_interval(diffs, conf)
             significant = diff.lo is not None and diff.lo > 0  # the target: ahead by more than the interval
-            comps.append({"vs": other, "tests": what, "metric": f"full ensemble - {other} {key}",
+            comps.append({"vs": other, "tests": what, "metric": f"{method} ensemble - {other} {key}",
                           "diff": asdict(diff), "met": significant, "significant": significant,
                           "ahead": diff.mean is not None and diff.mean > 0})
     out["comparisons"] = comps
     out["routing_styles"] = routing_styles(results)
-    if "full" in arms and arms["full"]["tot_to_s2"]["mean"] is not None:
-        out["probe_routing"] = {"tot_to_s2": arms["full"]["tot_to_s2"]["mean"], "target": 0.8,
-                                "met": arms["full"]["tot_to_s2"]["mean"] >= 0.8}
+    if method in arms and arms[method]["tot_to_s2"]["mean"] is not None:
+        out["probe_routing"] = {"tot_to_s2": arms[method]["tot_to_s2"]["mean"], "target": 0.8,
+                                "met": arms[method]["tot_to_s2"]["mean"] >= 0.8}
+    out["method"] = method
     return out
 
 
@@ -266,6 +281,7 @@ def _sec(iv: dict[str, Any]) -> str:
 def format_table(summary: dict[str, Any], inputs: dict[str, Any]) -> str:
     """The markdown tables: per arm, then the targets (met / not met), then the paired comparisons."""
     conf = int(round(100 * summary["conf"]))
+    method = summary.get("method", "full")
     lines = [f"n_train {inputs['n_train']}, n_test {inputs['n_test']}, epochs {inputs['epochs']}, "
              f"seeds {inputs['seeds']} (mean ± {conf}% Student-t half-width over seeds; accuracies in %; "
              "epoch s: wall time of one epoch's steps; run CPU s: the whole run incl. start-up and eval)", "",
@@ -279,27 +295,27 @@ def format_table(summary: dict[str, Any], inputs: dict[str, Any]) -> str:
     lines += ["", "| target | measured | met |", "|---|---|---|"]
     tr = summary.get("time_ratio")
     if tr:
-        lines.append(f"| epoch time full / separate <= {tr['target']} | {tr['full_over_separate']:.2f} (fastest seed "
+        lines.append(f"| epoch time {method} / separate <= {tr['target']} | {tr['full_over_separate']:.2f} (fastest seed "
                      f"of each; ratio of means {tr['of_means']:.2f}, of median-step estimates "
                      f"{tr['of_median_steps']:.2f}) | {'met' if tr['met'] else 'NOT met'} |")
     pr = summary.get("probe_routing")
     if pr:
-        lines.append(f"| full: tot → student 2 >= {pr['target']:.0%} (last epoch) | {pr['tot_to_s2']:.0%} "
+        lines.append(f"| {method}: tot → student 2 >= {pr['target']:.0%} (last epoch) | {pr['tot_to_s2']:.0%} "
                      f"| {'met' if pr['met'] else 'NOT met'} |")
     for c in summary["comparisons"]:
         d = c["diff"]
         ci = "" if d["lo"] is None else f" [{100 * d['lo']:+.1f}, {100 * d['hi']:+.1f}]"
         m = "-" if d["mean"] is None else f"{100 * d['mean']:+.1f} pt{ci}"
         verdict = "met (CI > 0)" if c["met"] else "NOT met" + (" (ahead, but the CI includes 0)" if c.get("ahead") else "")
-        lines.append(f"| full > {c['vs']} ({c['tests']}: {c['metric']}) | {m} | {verdict} |")
+        lines.append(f"| {method} > {c['vs']} ({c['tests']}: {c['metric']}) | {m} | {verdict} |")
     return "\n".join(lines)
 
 
 def routing_styles(results: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, dict[str, float]]]:
     """Per routed arm and style, last-epoch routing shares and both students' mean loss, averaged over seeds."""
     out: dict[str, dict[str, dict[str, float]]] = {}
-    for arm in ("routing_only", "full", "random_routing"):
-        runs = [r["routing"] for r in results.get(arm, []) if r.get("routing")]
+    for arm in results:
+        runs = [r["routing"] for r in results[arm] if r.get("routing")]
         if not runs:
             continue
         styles = sorted({s for r in runs for s in r})
@@ -440,9 +456,11 @@ def arm_command(sd: SeedData, arm: str, run_dir: Path, epochs: int, num_processe
 
 
 def run_arm(sd: SeedData, arm: str, epochs: int, num_processes: int, threads: int,
-            resume: bool = False) -> dict[str, Any]:
+            resume: bool = False, record_cpu: bool = True) -> dict[str, Any]:
     """One training run; returns its record (accuracies, epoch times, last-epoch routing, wall time).
-    With ``resume``, a finished run of the identical command is read back instead of rerun."""
+    With ``resume``, a finished run of the identical command is read back instead of rerun.
+    ``record_cpu`` False (runs in parallel: the children's CPU time is not this run's alone) records
+    ``cpu_s`` as None."""
     from distill.data.jsonl import iter_jsonl
     from distill.demo.stages import read_json, run_logged
 
@@ -469,7 +487,7 @@ def run_arm(sd: SeedData, arm: str, epochs: int, num_processes: int, threads: in
     cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     # CPU seconds of the whole run (start-up and evaluation included): other users' load on a shared
     # machine inflates wall time much more than it inflates this
-    cpu_s = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+    cpu_s = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime) if record_cpu else None
     metrics = read_json(run_dir / "eval" / "metrics.json")
     records = [r for _, r in iter_jsonl(run_dir / "metrics.jsonl")]
     logs = sorted(run_dir.glob("router_logs_epoch*.jsonl"), key=lambda p: int(p.stem.removeprefix("router_logs_epoch")))
@@ -498,7 +516,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--seeds", default=None,
                     help="N (seeds 0..N-1) or a comma list; each is the data, teacher and training seed "
                          f"(default {DEFAULT['seeds']})")
-    ap.add_argument("--arms", default=",".join(ARMS), help=f"comma list of recipes (default {','.join(ARMS)})")
+    ap.add_argument("--arms", default=",".join(DEFAULT_ARMS),
+                    help=f"comma list of arms (default {','.join(DEFAULT_ARMS)}; also: "
+                         f"{', '.join(a for a in ARMS if a not in DEFAULT_ARMS)})")
+    ap.add_argument("--method", default="full",
+                    help="the arm the comparisons are about: its ensemble against every other arm (default full)")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="training runs at once (each with --threads threads); >1 shares the cores, so epoch "
+                         "times are upper bounds and the per-run CPU seconds are not recorded")
     ap.add_argument("--num_processes", type=int, default=1,
                     help="1: python -m distill.commands.train; >1: accelerate launch on that many CPU processes")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2, help="CPU threads per run (all processes)")
@@ -523,6 +548,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ap.error(f"--arms: unknown {bad}; choose from {', '.join(ARMS)}")
     if not args.seed_list:
         ap.error("--seeds: need at least one seed")
+    if args.method not in args.arm_list:
+        ap.error(f"--method {args.method}: not among --arms ({', '.join(args.arm_list)})")
+    if args.jobs < 1:
+        ap.error(f"--jobs must be >= 1, got {args.jobs}")
     return args
 
 
@@ -561,24 +590,40 @@ def _main(args: argparse.Namespace, doc_out: dict[str, Any] | None = None) -> in
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     inputs = {"n_train": args.n_train, "n_test": args.n_test, "epochs": args.epochs, "seeds": args.seed_list,
-              "arms": args.arm_list, "num_processes": args.num_processes, "threads": args.threads,
+              "arms": args.arm_list, "method": args.method, "jobs": args.jobs, "num_processes": args.num_processes, "threads": args.threads,
               "train_config": "demo", "preset": "probe (distill.demo.config.probe_config)",
               "launch": "accelerate launch (cpu_ddp)" if args.num_processes > 1 else "python -m distill.commands.train",
               "machine": {"cpus": os.cpu_count(), "load_avg_start": os.getloadavg()[0]}, "git": git_state()}
     results: dict[str, list[dict[str, Any]]] = {a: [] for a in args.arm_list}
     seeds_info = []
     try:
+        seeds = []
         for seed in args.seed_list:
             sd = prepare_seed(seed, args.n_train, args.n_test, out / f"seed{seed}", log, args.resume)
+            seeds.append(sd)
             seeds_info.append({"seed": seed, "prep_s": sd.prep_s, "teacher": sd.teacher, "model1": str(sd.m1),
                                "model2": str(sd.m2)})
-            for arm in args.arm_list:
-                rec = run_arm(sd, arm, args.epochs, args.num_processes, args.threads, args.resume)
-                results[arm].append(rec)
-                a = rec["acc"]
-                tag = "(resumed) " if rec.get("resumed") else ""
-                log(f"seed {seed} {arm:<15} {tag}s1 {_fmt(a['s1'])} s2 {_fmt(a['s2'])} ens {_fmt(a['ensemble'])}  "
-                    f"epoch {rec['time']['mean_epoch_s']:.1f} s  run {rec['wall_s']:.0f} s")
+
+        def one(task: tuple[SeedData, str]) -> dict[str, Any]:
+            sd, arm = task
+            rec = run_arm(sd, arm, args.epochs, args.num_processes, args.threads, args.resume,
+                          record_cpu=args.jobs == 1)
+            a = rec["acc"]
+            tag = "(resumed) " if rec.get("resumed") else ""
+            log(f"seed {sd.seed} {arm:<15} {tag}s1 {_fmt(a['s1'])} s2 {_fmt(a['s2'])} ens {_fmt(a['ensemble'])}  "
+                f"epoch {rec['time']['mean_epoch_s']:.1f} s  run {rec['wall_s']:.0f} s")
+            return rec
+
+        tasks = [(sd, arm) for sd in seeds for arm in args.arm_list]
+        if args.jobs == 1:
+            recs = [one(t) for t in tasks]
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+                recs = list(pool.map(one, tasks))  # in task order: seed order within each arm
+        for (_, arm), rec in zip(tasks, recs):
+            results[arm].append(rec)
     except Exception as exc:  # a failure to run: say what failed, exit 1
         import traceback
 
@@ -600,7 +645,7 @@ def _main(args: argparse.Namespace, doc_out: dict[str, Any] | None = None) -> in
 def render(out: Path, inputs: dict[str, Any], results: dict[str, list[dict[str, Any]]], seeds_info: list[dict],
            wall: float, plot_png: bool = True) -> dict[str, Any]:
     """Summary, markdown and PNG from the run records; writes ``OUT/results.json`` and ``OUT/table.md``."""
-    summary = summarize(results)
+    summary = summarize(results, method=inputs.get("method", "full"))
     table = format_table(summary, inputs)
     routing_md = format_routing(summary["routing_styles"])
     if routing_md:

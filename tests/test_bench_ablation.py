@@ -129,15 +129,40 @@ def test_summarize_table_and_json_shaping():
     assert tr["full_over_separate"] == pytest.approx(7.0 / 6.0) and tr["met"] is False
 
 
+def test_summarize_about_another_method():
+    """``--method full_cov``: the comparisons, time ratio and probe routing are about that arm,
+    and ``full`` is one of the arms it is compared with."""
+    results = {
+        "separate": [_run("separate", s, 0.2, 0.3, 0.30, 10.0, tot2=1.0) for s in (0, 1, 2)],
+        "full": [_run("full", s, 0.25, 0.35, 0.35, 11.0, tot2=1.0) for s in (0, 1, 2)],
+        "full_cov": [_run("full_cov", s, 0.3, 0.4, 0.45 + 0.01 * s, 9.0, tot2=0.5) for s in (0, 1, 2)],
+    }
+    s = ba.summarize(results, method="full_cov")
+    comps = {c["vs"]: c for c in s["comparisons"]}
+    assert set(comps) == {"separate", "full"} and s["method"] == "full_cov"
+    assert comps["full"]["diff"]["mean"] == pytest.approx(0.11) and comps["full"]["metric"].startswith("full_cov ")
+    assert s["time_ratio"]["full_over_separate"] == pytest.approx(0.9)
+    assert s["probe_routing"]["tot_to_s2"] == pytest.approx(0.5) and not s["probe_routing"]["met"]
+    table = ba.format_table(s, {"n_train": 8, "n_test": 4, "epochs": 1, "seeds": [0, 1, 2]})
+    assert "| full_cov > full (" in table and "epoch time full_cov / separate" in table
+    assert "full_cov" in ba.routing_styles(results)  # every routed arm's logs, not a fixed list
+
+
 def test_parse_args_sizes_and_validation():
     q = ba.parse_args(["--quick"])
     assert (q.n_train, q.n_test, q.epochs, q.seed_list) == (ba.QUICK["n_train"], ba.QUICK["n_test"],
                                                               ba.QUICK["epochs"], [0, 1, 2])
-    assert q.arm_list == list(ba.ARMS) and q.out == "runs/bench_ablation"
+    assert q.arm_list == list(ba.DEFAULT_ARMS) and q.out == "runs/bench_ablation"
+    assert q.method == "full" and q.jobs == 1
     a = ba.parse_args(["--seeds", "3,5", "--arms", "full,separate", "--epochs", "2"])
     assert a.seed_list == [3, 5] and a.arm_list == ["full", "separate"] and a.epochs == 2
     with pytest.raises(SystemExit):
         ba.parse_args(["--arms", "full,nope"])
+    m = ba.parse_args(["--arms", "separate,full_cov", "--method", "full_cov", "--jobs", "2"])
+    assert m.method == "full_cov" and m.jobs == 2 and set(ba.DEFAULT_ARMS) < set(ba.ARMS)
+    for bad in (["--arms", "separate,full", "--method", "full_cov"], ["--jobs", "0"]):
+        with pytest.raises(SystemExit):
+            ba.parse_args(bad)
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from distill.losses import (IGNORE_INDEX, balance_loss, completion_mask, contrastive_hidden, ensemble_kl,
+from distill.losses import (IGNORE_INDEX, balance_loss, completion_mask, coverage_loss, contrastive_hidden, ensemble_kl,
                             ensemble_nll, expected_cost, masked_mean, per_example_nll, routing_cost,
                             sequence_mixture_nll, sequence_nll, standardise, uld_distance)
 
@@ -321,6 +321,36 @@ def test_routing_cost_columns_and_both_is_the_sum():
     c = routing_cost(nll1, nll2, torch.tensor([[0.0, 1.0], [10.0, 2.0]]))
     assert c.tolist()[0] == approx([1.0, 5.0, 6.0])
     assert c.tolist()[1] == approx([3.0, 0.0, 3.0])
+
+
+def test_routing_cost_margin_shifts_every_student_cost():
+    nll1, nll2 = torch.tensor([1.0, 3.0]), torch.tensor([20.0, 10.0])  # z: [-1, 1] and [1, -1]
+    c = routing_cost(nll1, nll2, margin=1.5)
+    # c_k = z_k - 1.5; both = c1 + c2
+    assert c.tolist()[0] == approx([-2.5, -0.5, -3.0])
+    assert c.tolist()[1] == approx([-0.5, -2.5, -3.0])
+    # margin 1.5: a path 1 std above one student's mean and 1 below the other's goes to both;
+    # margin 0 would send it to the other student alone
+    assert c.argmin(dim=-1).tolist() == [2, 2]
+    assert routing_cost(nll1, nll2).argmin(dim=-1).tolist() == [0, 1]
+    # an outlier for student 1 (z = 3 > margin) goes to student 2 only
+    c = routing_cost(torch.tensor([3.0]), torch.tensor([0.0]), torch.tensor([[0.0, 1.0], [0.0, 1.0]]), margin=1.0)
+    assert c.tolist()[0] == approx([2.0, -1.0, 1.0]) and int(c.argmin()) == 1
+
+
+def test_coverage_loss_known_values_and_gradient():
+    # uniform: each student's share is 2/3 >= 0.25 -> 0; everything to both -> 0 (no push away from both)
+    assert coverage_loss(torch.full((4, 3), 1 / 3), 0.25).item() == approx(0.0)
+    assert coverage_loss(torch.tensor([[0.0, 0.0, 1.0]] * 3), 0.25).item() == approx(0.0)
+    # collapsed on s1 only: student 2's share is 0 -> (0.25 - 0) / 0.25 = 1
+    assert coverage_loss(torch.tensor([[1.0, 0.0, 0.0]] * 3), 0.25).item() == approx(1.0)
+    # shares: s1 = mean(0.9, 0.9) = 0.9, s2 = mean(0.1, 0.1) = 0.1 -> (0.25 - 0.1) / 0.25 = 0.6
+    probs = torch.tensor([[0.9, 0.1, 0.0], [0.8, 0.0, 0.1]], requires_grad=True)
+    out = coverage_loss(probs, 0.25)
+    assert out.item() == approx(0.6)
+    out.backward()
+    # d/dp: only student 2's shortfall counts: -1 / (B * floor) = -2 on p_s2 and p_both, 0 on p_s1
+    assert probs.grad.tolist() == [[0.0, -2.0, -2.0], [0.0, -2.0, -2.0]]
 
 
 def test_expected_cost_known_value_and_gradient():

@@ -201,6 +201,75 @@ def test_router_learns_from_one_style_batches():
     assert r.loss_stats[:, 0].sub(0.9).abs().max() < 0.15, r.loss_stats
 
 
+def _learnable_vs_outlier_groups(router: CoTRouter, steps: int = 500) -> dict[int, torch.Tensor]:
+    """Group A: learnable by both, a little better by student 1 (the probe's ``program``); B:
+    unlearnable for student 1 (an outlier loss, the probe's ``tot``); C: a little better by student 2.
+    One group per batch, as the engine's length-grouped batches come."""
+    g = torch.Generator().manual_seed(0)
+    n = 64
+    centers = torch.nn.functional.normalize(torch.randn(3, 32, generator=g), dim=-1)
+    emb = {k: torch.nn.functional.normalize(centers[k] + 0.3 * torch.randn(n, 32, generator=g), dim=-1)
+           for k in range(3)}
+    mean_nll = {0: (0.3, 0.6), 1: (5.0, 0.5), 2: (0.5, 0.3)}
+    opt = torch.optim.Adam(router.parameters(), lr=3e-3)
+    for step in range(steps):
+        k = step % 3
+        idx = torch.randint(0, n, (8,), generator=g)
+        nll1 = mean_nll[k][0] + 0.1 * torch.randn(8, generator=g)
+        nll2 = mean_nll[k][1] + 0.1 * torch.randn(8, generator=g)
+        loss = router.aux_loss(router(emb[k][idx]), nll1, nll2)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    router.eval()
+    return {k: torch.bincount(router(emb[k]).route - 1, minlength=3).float() / n for k in range(3)}
+
+
+def test_coverage_objective_keeps_learnable_paths_on_both_students():
+    """The default objective (entropy balance, mean-centred cost) gives a path learnable by both to
+    whichever student fits it a little better, so each student loses whole styles it could learn
+    (measured on the probe: student 2 lost ``program`` and ``fwd_bwd`` and fell below its solo run).
+    With a coverage floor and a margin, only the outlier group leaves a student."""
+    torch.manual_seed(0)
+    old = _learnable_vs_outlier_groups(CoTRouter(32, hidden=32, balance_weight=1.0))
+    # A (loss 0.3 on s1, 0.6 on s2: learnable by both) -> s1 only: student 2 never sees it
+    assert old[0][0] >= 0.9, old
+    torch.manual_seed(0)
+    new = _learnable_vs_outlier_groups(CoTRouter(32, hidden=32, balance_weight=1.0, balance="coverage", margin=1.0))
+    assert new[0][2] >= 0.9 and new[2][2] >= 0.9, new  # learnable by both -> both
+    assert new[1][1] >= 0.9, new  # the outlier for student 1 -> student 2 only
+
+
+def test_coverage_floor_lifts_a_starved_student_and_options_are_checked():
+    torch.manual_seed(1)
+    emb = torch.nn.functional.normalize(torch.randn(48, 16), dim=-1)
+    nll = torch.full((48,), 1.5)
+    shares = {}
+    for bw in (0.0, 1.0):
+        torch.manual_seed(2)
+        r = CoTRouter(16, hidden=32, balance_weight=bw, balance="coverage", min_share=0.3)
+        with torch.no_grad():
+            r.net[-1].bias.copy_(torch.tensor([4.0, 0.0, 0.0]))  # everything to student 1 only
+        opt = torch.optim.Adam(r.parameters(), lr=3e-2)
+        for _ in range(100):
+            loss = r.aux_loss(r(emb), nll, nll)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        r.eval()
+        route = r(emb).route
+        shares[bw] = ((route == 2) | (route == 3)).float().mean().item()  # student 2's share
+    assert shares[0.0] == 0.0 and shares[1.0] >= 0.25, shares
+    for kw in ({"balance": "cov"}, {"min_share": 0.0}):
+        with pytest.raises(ValueError):
+            CoTRouter(8, **kw)
+    cfg = RouterConfig(balance="coverage", margin=1.0, min_share=0.2)
+    r = build_router(cfg, 8)
+    assert (r.balance, r.margin, r.min_share) == ("coverage", 1.0, 0.2)
+    with pytest.raises(ConfigError, match="router_balance"):
+        RouterConfig(balance="nope")
+
+
 def test_router_state_round_trips_through_state_dict():
     """Running statistics and the bank are buffers: a resumed run routes and balances identically."""
     torch.manual_seed(0)

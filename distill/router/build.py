@@ -26,4 +26,5 @@ def build_router(cfg: "RouterConfig", embed_dim: int, seed: int = 0) -> CoTRoute
     if embed_dim <= 0:
         raise ConfigError(f"learned routing needs a positive encoder embedding size, got {embed_dim}")
     return CoTRouter(embed_dim, hidden=cfg.hidden, tau=cfg.gumbel_tau, tau_min=cfg.gumbel_tau_min,
-                     balance_weight=cfg.balance_weight, cost_every=cfg.cost_every)
+                     balance_weight=cfg.balance_weight, cost_every=cfg.cost_every,
+                     balance=cfg.balance, margin=cfg.margin, min_share=cfg.min_share)

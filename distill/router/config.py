@@ -10,6 +10,8 @@ from distill.options import one_of as _one_of
 from distill.options import option as _f
 
 ROUTING_MODES = ("learned", "all", "random")
+#: the router's balance terms (:meth:`distill.router.router.CoTRouter.aux_loss`)
+BALANCE_MODES = ("entropy", "coverage")
 
 
 @dataclass
@@ -23,6 +25,16 @@ class RouterConfig:
     gumbel_tau_min: float = _f(0.1, "final Gumbel-softmax temperature (annealed over training)")
     balance_weight: float = _f(1.0, "weight of the router's load-balance loss (0.1 collapsed routing onto one "
                                     "student within 2 epochs on the built-in demo task; 1.0 did not)")
+    balance: str = _f("entropy", "the router's balance term: entropy (of the mean assignment over s1 / s2 / both: "
+                                 "pulls a third of the paths to each option) or coverage (only a floor of "
+                                 "--router_min_share on each student's share; use with --router_margin > 0)",
+                      flag="router_balance")
+    margin: float = _f(0.0, "routing cost z - margin (z: a path's standardised loss on a student): 0 sends a "
+                            "path to both students only when it is below average for both; m > 0 sends it to "
+                            "both unless it is more than m standard deviations above a student's mean",
+                       flag="router_margin")
+    min_share: float = _f(0.25, "coverage balance: the share of paths below which a student counts as starved",
+                          flag="router_min_share")
     hidden: int = _f(128, "width of the router's MLP", flag="router_hidden")
     cost_every: int = _f(1, "measure both students' loss on every path (the router's full-information cost) "
                             "every N-th micro-batch only; on the others a student runs only the paths routed "
@@ -36,5 +48,7 @@ class RouterConfig:
         _at_least(self, ("gumbel_tau", "gumbel_tau_min"), 0, strict=True)
         _need(self.gumbel_tau > 0 and 0 < self.gumbel_tau_min <= self.gumbel_tau,
               f"need 0 < --gumbel_tau_min <= --gumbel_tau, got {self.gumbel_tau_min} and {self.gumbel_tau}")
-        _at_least(self, ("balance_weight",), 0)
+        _at_least(self, ("balance_weight", "margin"), 0)
+        _one_of(self, "balance", BALANCE_MODES)
+        _need(0 < self.min_share <= 1, f"--router_min_share must be in (0, 1], got {self.min_share}")
         _at_least(self, ("hidden", "cost_every"), 1)

@@ -44,6 +44,16 @@ Why this shape:
   DeepSpeed broadcasts no buffers). The gradient stays per rank (this rank's probabilities plus
   the shared bank); DDP / DeepSpeed average it. Every rank must make the same training calls,
   which the engine guarantees (every rank runs the same number of micro-batches).
+* **Or a coverage floor, with a margin** (``balance="coverage"``, ``margin > 0``). The entropy term
+  pulls the mean assignment towards 1/3 per option, so two thirds of the paths must be exclusive
+  and each student loses a third of its data; mean-centred costs push every path that is above a
+  student's average away from it. Measured on the routing probe (bench/RESULTS.md): the router then
+  took most ``program`` and ``fwd_bwd`` paths from student 2 as well as the unlearnable ``tot``,
+  and student 2 ended below its solo run on every seed. The objective counts only the loss of the
+  student a path is given to, not what the other student loses by never seeing it. With a margin
+  ``m`` the cost is ``z_k - m``: a path trains both students unless it is an outlier (``z_k > m``)
+  for one of them, and :func:`~distill.losses.coverage_loss` only keeps each student's share above
+  ``min_share`` (against collapse) without pushing paths away from "both".
 * **Full information every ``cost_every``-th step** (and until the statistics and bank exist): a *cost
   step* (``RouteDecision.full_cost``) runs every path on both students and updates both; in between
   each student runs only its own paths (the forwards routing saves) and the expected cost is over the
@@ -62,7 +72,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from distill.losses import balance_loss, expected_cost, routing_cost
+from distill.losses import balance_loss, coverage_loss, expected_cost, routing_cost
+from distill.router.config import BALANCE_MODES
 
 #: Route codes as logged: 1 = student 1 only, 2 = student 2 only, 3 = both.
 ROUTE_S1, ROUTE_S2, ROUTE_BOTH = 1, 2, 3
@@ -143,8 +154,14 @@ class CoTRouter(nn.Module):
 
     def __init__(self, embed_dim: int, hidden: int = 128, tau: float = 1.0, tau_min: float = 0.1,
                  balance_weight: float = 0.1, dropout: float = 0.0, momentum: float = 0.95,
-                 bank_size: int = 256, cost_every: int = 1):
+                 bank_size: int = 256, cost_every: int = 1, balance: str = "entropy",
+                 margin: float = 0.0, min_share: float = 0.25):
         super().__init__()
+        if balance not in BALANCE_MODES:
+            raise ValueError(f"router balance must be one of {', '.join(BALANCE_MODES)}, got {balance!r}")
+        if not 0.0 < min_share <= 1.0:
+            raise ValueError(f"router min_share must be in (0, 1], got {min_share}")
+        self.balance, self.margin, self.min_share = balance, float(margin), float(min_share)
         if tau <= 0 or tau_min <= 0 or tau_min > tau:
             raise ValueError(f"need 0 < gumbel_tau_min <= gumbel_tau, got tau={tau}, tau_min={tau_min}")
         if not 0.0 <= momentum < 1.0:
@@ -235,6 +252,11 @@ class CoTRouter(nn.Module):
         self.bank_next.copy_((self.bank_next + len(rows)) % size)
         self.bank_fill.copy_(torch.clamp(self.bank_fill + len(rows), max=size))
 
+    def _balance(self, probs: torch.Tensor) -> torch.Tensor:
+        """The balance term over [N, 3] probabilities: the entropy of the mean assignment, or a
+        floor of ``min_share`` on each student's share (module docstring)."""
+        return balance_loss(probs) if self.balance == "entropy" else coverage_loss(probs, self.min_share)
+
     def aux_loss(self, decision: RouteDecision, nll1: torch.Tensor | None = None,
                  nll2: torch.Tensor | None = None) -> torch.Tensor:
         """The router's own loss over this batch and the bank of recent paths: expected routing
@@ -248,7 +270,8 @@ class CoTRouter(nn.Module):
         if has_cost and self.training:
             self._update_stats(nll1, nll2)
         probs = decision.probs
-        cost = routing_cost(nll1, nll2, self.loss_stats) if has_cost else torch.zeros_like(probs.detach())
+        cost = (routing_cost(nll1, nll2, self.loss_stats, self.margin) if has_cost
+                else torch.zeros_like(probs.detach()))
         fill = int(self.bank_fill)
         if fill:
             bank_probs = self.net(self.bank[:fill].clone().to(self.net[0].weight.dtype)).softmax(dim=-1)
@@ -256,7 +279,7 @@ class CoTRouter(nn.Module):
             all_cost = torch.cat([cost, self.bank_cost[:fill].to(cost.dtype)])
         else:
             all_probs, all_cost = probs, cost
-        loss = self.balance_weight * balance_loss(all_probs)
+        loss = self.balance_weight * self._balance(all_probs)
         if has_cost:
             loss = loss + expected_cost(all_probs, all_cost)
         elif fill:
