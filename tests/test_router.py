@@ -57,27 +57,29 @@ def test_student_losses_reach_router_and_route_paths_where_learned_best():
     assert (route[2 * n:] == 3).float().mean() >= 0.75, route[2 * n:]
 
 
-def test_balance_term_spreads_a_collapsed_router():
-    # a router initialised to send everything to s1, and student losses that carry no preference
-    # (every path has the same loss on both students): only the balance term can move it.
+def _routes_from_collapsed(balance_weight: float, **kw) -> torch.Tensor:
+    """Shares of (s1, s2, both) after training a router initialised to send everything to s1 on
+    student losses that carry no preference (every path has the same loss on both students):
+    only the balance term can move it."""
     torch.manual_seed(1)
     emb = torch.nn.functional.normalize(torch.randn(48, 16), dim=-1)
     nll = torch.full((48,), 1.5)
-    shares = {}
-    for bw in (0.0, 1.0):
-        torch.manual_seed(2)
-        r = CoTRouter(16, hidden=32, balance_weight=bw)
-        with torch.no_grad():
-            r.net[-1].bias.copy_(torch.tensor([4.0, 0.0, 0.0]))
-        opt = torch.optim.Adam(r.parameters(), lr=3e-2)
-        for _ in range(100):
-            d = r(emb)
-            loss = r.aux_loss(d, nll, nll)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        r.eval()
-        shares[bw] = torch.bincount(r(emb).route - 1, minlength=3).float() / 48
+    torch.manual_seed(2)
+    r = CoTRouter(16, hidden=32, balance_weight=balance_weight, **kw)
+    with torch.no_grad():
+        r.net[-1].bias.copy_(torch.tensor([4.0, 0.0, 0.0]))
+    opt = torch.optim.Adam(r.parameters(), lr=3e-2)
+    for _ in range(100):
+        loss = r.aux_loss(r(emb), nll, nll)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    r.eval()
+    return torch.bincount(r(emb).route - 1, minlength=3).float() / 48
+
+
+def test_balance_term_spreads_a_collapsed_router():
+    shares = {bw: _routes_from_collapsed(bw) for bw in (0.0, 1.0)}
     assert shares[0.0][0] == 1.0, shares
     assert shares[1.0].min() > 0.2, shares
 
@@ -161,22 +163,25 @@ def test_routing_cost_is_scale_free_and_prefers_the_better_student():
     assert torch.equal(routing_cost(torch.tensor([2.0]), torch.tensor([5.0])), torch.zeros(1, 3))
 
 
-def _train_on_one_style_batches(router: CoTRouter, steps: int = 600) -> CoTRouter:
-    """Three groups of paths (A: learned best by s1, B: by s2, C: easy for both, each with per-path
-    noise as large as the group gaps), fed the way the engine's length-grouped batches feed them:
-    every batch holds ONE group. Only the router's own loss trains it."""
+def _train_on_one_style_batches(router: CoTRouter, steps: int = 600,
+                                 mean_nll: dict[int, tuple[float, float]] | None = None,
+                                 noise: float = 0.3) -> CoTRouter:
+    """Three groups of paths (default: A learned best by s1, B by s2, C easy for both, each with
+    per-path noise as large as the group gaps; ``mean_nll`` gives (student 1, student 2) per group),
+    fed the way the engine's length-grouped batches feed them: every batch holds ONE group. Only
+    the router's own loss trains it. Sets ``router.routes[group]``: the shares of (s1, s2, both)."""
     g = torch.Generator().manual_seed(0)
     n = 64
     centers = torch.nn.functional.normalize(torch.randn(3, 32, generator=g), dim=-1)
     emb = {k: torch.nn.functional.normalize(centers[k] + 0.3 * torch.randn(n, 32, generator=g), dim=-1)
            for k in range(3)}
-    mean_nll = {0: (0.8, 1.2), 1: (1.2, 0.8), 2: (0.7, 0.7)}  # (student 1, student 2) per group
+    mean_nll = mean_nll or {0: (0.8, 1.2), 1: (1.2, 0.8), 2: (0.7, 0.7)}
     opt = torch.optim.Adam(router.parameters(), lr=3e-3)
     for step in range(steps):
         k = step % 3
         idx = torch.randint(0, n, (8,), generator=g)
-        nll1 = mean_nll[k][0] + 0.3 * torch.randn(8, generator=g)
-        nll2 = mean_nll[k][1] + 0.3 * torch.randn(8, generator=g)
+        nll1 = mean_nll[k][0] + noise * torch.randn(8, generator=g)
+        nll2 = mean_nll[k][1] + noise * torch.randn(8, generator=g)
         loss = router.aux_loss(router(emb[k][idx]), nll1, nll2)
         opt.zero_grad()
         loss.backward()
@@ -201,28 +206,13 @@ def test_router_learns_from_one_style_batches():
     assert r.loss_stats[:, 0].sub(0.9).abs().max() < 0.15, r.loss_stats
 
 
-def _learnable_vs_outlier_groups(router: CoTRouter, steps: int = 500) -> dict[int, torch.Tensor]:
-    """Group A: learnable by both, a little better by student 1 (the probe's ``program``); B:
-    unlearnable for student 1 (an outlier loss, the probe's ``tot``); C: a little better by student 2.
-    One group per batch, as the engine's length-grouped batches come."""
-    g = torch.Generator().manual_seed(0)
-    n = 64
-    centers = torch.nn.functional.normalize(torch.randn(3, 32, generator=g), dim=-1)
-    emb = {k: torch.nn.functional.normalize(centers[k] + 0.3 * torch.randn(n, 32, generator=g), dim=-1)
-           for k in range(3)}
-    mean_nll = {0: (0.3, 0.6), 1: (5.0, 0.5), 2: (0.5, 0.3)}
-    opt = torch.optim.Adam(router.parameters(), lr=3e-3)
-    for step in range(steps):
-        k = step % 3
-        idx = torch.randint(0, n, (8,), generator=g)
-        nll1 = mean_nll[k][0] + 0.1 * torch.randn(8, generator=g)
-        nll2 = mean_nll[k][1] + 0.1 * torch.randn(8, generator=g)
-        loss = router.aux_loss(router(emb[k][idx]), nll1, nll2)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    router.eval()
-    return {k: torch.bincount(router(emb[k]).route - 1, minlength=3).float() / n for k in range(3)}
+#: Group A: learnable by both, a little better by student 1 (the probe's ``program``); B: unlearnable
+#: for student 1 (an outlier loss, the probe's ``tot``); C: a little better by student 2.
+LEARNABLE_VS_OUTLIER = {0: (0.3, 0.6), 1: (5.0, 0.5), 2: (0.5, 0.3)}
+
+
+def _learnable_vs_outlier_groups(router: CoTRouter) -> dict[int, torch.Tensor]:
+    return _train_on_one_style_batches(router, 500, LEARNABLE_VS_OUTLIER, noise=0.1).routes
 
 
 def test_coverage_objective_keeps_learnable_paths_on_both_students():
@@ -241,24 +231,9 @@ def test_coverage_objective_keeps_learnable_paths_on_both_students():
 
 
 def test_coverage_floor_lifts_a_starved_student_and_options_are_checked():
-    torch.manual_seed(1)
-    emb = torch.nn.functional.normalize(torch.randn(48, 16), dim=-1)
-    nll = torch.full((48,), 1.5)
-    shares = {}
-    for bw in (0.0, 1.0):
-        torch.manual_seed(2)
-        r = CoTRouter(16, hidden=32, balance_weight=bw, balance="coverage", min_share=0.3)
-        with torch.no_grad():
-            r.net[-1].bias.copy_(torch.tensor([4.0, 0.0, 0.0]))  # everything to student 1 only
-        opt = torch.optim.Adam(r.parameters(), lr=3e-2)
-        for _ in range(100):
-            loss = r.aux_loss(r(emb), nll, nll)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        r.eval()
-        route = r(emb).route
-        shares[bw] = ((route == 2) | (route == 3)).float().mean().item()  # student 2's share
+    # student 2's share (s2 only + both) from a router collapsed onto student 1
+    shares = {bw: (lambda r: float(r[1] + r[2]))(_routes_from_collapsed(bw, balance="coverage", min_share=0.3))
+              for bw in (0.0, 1.0)}
     assert shares[0.0] == 0.0 and shares[1.0] >= 0.25, shares
     for kw in ({"balance": "cov"}, {"min_share": 0.0}):
         with pytest.raises(ValueError):
