@@ -62,7 +62,7 @@ sys.path.insert(0, str(ROOT))
 
 #: Every arm, in the order of the table: the baselines first, the method (``full``) near the end.
 ARMS = ("solo1", "solo2", "separate", "routing_only", "peer_only", "full", "random_routing", "full_peer_all",
-        "full_uld", "routing_cov", "full_cov")
+        "full_uld", "routing_cov", "full_cov", "style_routing", "style_full")
 #: the arms a plain call runs
 DEFAULT_ARMS = ARMS[:9]
 #: arms that are a recipe plus flags: ``full_peer_all`` is QR-Distill with peer teaching on every path
@@ -73,7 +73,14 @@ DEFAULT_ARMS = ARMS[:9]
 #: coverage floor and a margin of 1 standard deviation: a path trains both students unless it is an
 #: outlier for one (distill.router.router, "Or a coverage floor"). The margin was set before any run, not tuned.
 COVERAGE = ("--router_balance", "coverage", "--router_margin", "1.0")
-ARM_FLAGS: dict[str, tuple[str, tuple[str, ...]]] = {"full_peer_all": ("full", ("--peer_scope", "all")),
+#: ``style_routing`` / ``style_full``: the style oracle. No learned router: ``tot`` (the style the probe
+#: makes unlearnable for student 1) trains student 2 only, every other path both (``--routing styles``),
+#: without / with peer teaching. The routing a learned router should find, so these arms bound what
+#: routing itself can be worth on this task, apart from how well the router finds it.
+STYLE_ORACLE = ("--routing", "styles", "--route_styles", "tot=2")
+ARM_FLAGS: dict[str, tuple[str, tuple[str, ...]]] = {"style_routing": ("separate", STYLE_ORACLE),
+                                                     "style_full": ("peer_only", STYLE_ORACLE),
+                                                     "full_peer_all": ("full", ("--peer_scope", "all")),
                                                      "full_uld": ("full", ("--peer", "uld")),
                                                      "routing_cov": ("routing_only", COVERAGE),
                                                      "full_cov": ("full", COVERAGE)}
@@ -85,7 +92,9 @@ COMPARISONS = {"separate": "routing + peer", "routing_only": "peer teaching", "p
                "full_uld": "peer signal hidden (auto) vs uld",
                "routing_cov": "peer teaching (coverage objective)",
                "full": "the default objective (entropy balance, margin 0)",
-               "full_cov": "the coverage objective (coverage floor, margin 1)"}
+               "full_cov": "the coverage objective (coverage floor, margin 1)",
+               "style_routing": "learned routing + peer vs the style oracle without peer",
+               "style_full": "learned routing vs the style oracle (both with peer)"}
 #: Mixture (``full``) epoch time / ``separate`` epoch time must be at or below this.
 TIME_RATIO_TARGET = 0.8
 #: The style that student 1's window cannot learn (the probe's premise); its share to student 2.
@@ -455,6 +464,23 @@ def arm_command(sd: SeedData, arm: str, run_dir: Path, epochs: int, num_processe
     return [sys.executable, "-m", TRAIN_MODULE, *args]
 
 
+def generated_styles(rows) -> dict[str, dict[str, list[int]]]:
+    """Per student, per style it wrote its test answers in: ``[answers, correct]``, from the run's
+    ``eval/predictions.jsonl`` rows (``(line, row)`` pairs). Why: greedy decoding commits each student
+    to one style per question, and the mix differs from run to run; this shows how much of an arm's
+    accuracy is which style it happened to generate (bench/RESULTS.md)."""
+    from distill.demo.teacher import style_of
+
+    out: dict[str, dict[str, list[int]]] = {}
+    for _, row in rows:
+        for key in ("s1", "s2"):
+            if isinstance(row.get(key), dict):
+                cell = out.setdefault(key, {}).setdefault(style_of(row[key].get("text", "")), [0, 0])
+                cell[0] += 1
+                cell[1] += int(bool(row[key].get("correct")))
+    return {k: dict(sorted(v.items())) for k, v in out.items()}
+
+
 def run_arm(sd: SeedData, arm: str, epochs: int, num_processes: int, threads: int,
             resume: bool = False, record_cpu: bool = True) -> dict[str, Any]:
     """One training run; returns its record (accuracies, epoch times, last-epoch routing, wall time).
@@ -495,10 +521,12 @@ def run_arm(sd: SeedData, arm: str, epochs: int, num_processes: int, threads: in
     if logs and not arm.startswith("solo"):
         routing = last_epoch_routing([r for _, r in iter_jsonl(logs[-1])])
     summary = read_json(run_dir / "train_summary.json")
+    gen = generated_styles(iter_jsonl(run_dir / "eval" / "predictions.jsonl"))
     rec = {"arm": arm, "seed": sd.seed, "acc": arm_accuracies(arm, metrics), "eval": metrics,
             "time": epoch_times(records), "routing": routing, "wall_s": wall, "cpu_s": cpu_s,
             "load_avg": [load0, os.getloadavg()[0]], "steps": summary.get("steps"),
             "paths": summary.get("paths"), "warnings": summary.get("warnings", []),
+            "gen_styles": gen,
             "final_loss": {k: records[-1].get(k) for k in ("loss_s1", "loss_s2", "nll1", "nll2") if k in records[-1]},
             "command": cmd, "run_dir": str(run_dir)}
     (run_dir / RUN_RECORD).write_text(json.dumps(rec, indent=2) + "\n", encoding="utf-8")

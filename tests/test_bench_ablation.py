@@ -76,6 +76,15 @@ def _run(arm, seed, s1, s2, ens, epoch_s, tot2=None):
             "routing": routing, "wall_s": 10.0 + seed, "cpu_s": 9.0}
 
 
+def test_generated_styles_counts_answers_and_correct_per_student():
+    rows = [{"s1": {"text": "```python\nx = 1\n```", "correct": True}, "s2": {"text": "Facts: a.", "correct": False}},
+            {"s1": {"text": "```python\nx = 2\n```", "correct": False}, "s2": {"text": "Forward: 1.", "correct": True}},
+            {"s1": {"text": "Ann starts with 3. Step 1: 3 + 1 = 4.", "correct": True}, "s2": {"text": "4", "correct": False}}]
+    got = ba.generated_styles(enumerate(rows))
+    assert got == {"s1": {"cot": [1, 1], "program": [2, 1]},
+                   "s2": {"fwd_bwd": [1, 1], "knowledge": [1, 0], "other": [1, 0]}}
+
+
 def test_summarize_table_and_json_shaping():
     results = {
         "solo2": [_run("solo2", s, 0.30, None, None, 1.0) for s in (0, 1, 2)],
@@ -184,6 +193,9 @@ def test_bench_end_to_end_tiny(tmp_path):
         assert "--recipe" in run["command"] and run["command"][run["command"].index("--recipe") + 1] == arm
         assert Path(run["run_dir"], "student2", "adapter_config.json").is_file()
         assert not math.isnan(doc["summary"]["arms"][arm]["epoch_s"]["mean"])
+        gen = run["gen_styles"]  # every test answer counted once per student, by the style it was written in
+        assert set(gen) == {"s1", "s2"} and all(sum(n for n, _ in gen[k].values()) == 4 for k in gen)
+        assert sum(c for _, c in gen["s1"].values()) == round(4 * run["acc"]["s1"])
     # the learned router wrote its last-epoch decisions, per style
     assert set(doc["runs"]["full"][0]["routing"]) == {"cot", "program", "knowledge", "tot", "fwd_bwd"}
     assert doc["summary"]["time_ratio"]["full_over_separate"] > 0

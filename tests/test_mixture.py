@@ -308,3 +308,30 @@ def test_deepspeed_run_says_it_clips_one_norm_over_both_students(tiny_llama, tin
     deepspeed_checks(acc, _cfg(tiny_llama, tiny_qwen2, max_grad_norm=norm))
     assert ds["gradient_clipping"] == norm
     assert any("DeepSpeed clips ONE gradient norm over both students" in p for p in printed) is noted
+
+
+def test_style_routing_pins_a_style_to_one_student(parts):
+    """``--routing styles --route_styles pot=2``: a ``pot`` path gives student 1 no gradient (the same
+    gradient as the batch without it), a ``cot`` path still trains both."""
+    from distill.router.router import StyleRouter
+
+    *_, ds = parts
+    model = _mixture(parts, routing="styles", route_styles="pot=2", use_kl=False)
+    assert isinstance(model.router, StyleRouter)
+    idx = list(range(len(ds)))
+    out = model(ds.collate(idx))
+    styles = [e["style"] for e in ds.examples]
+    assert out.route.tolist() == [2 if s == "pot" else 3 for s in styles]
+    model.zero_grad()
+    out.loss.backward()
+    g_all = _grads(model.student1)
+    model.zero_grad()
+    model(ds.collate([i for i in idx if styles[i] == "cot"])).loss.backward()
+    g_cot = _grads(model.student1)
+    assert any(v.abs().sum() > 0 for v in g_all.values())
+    for n in g_all:
+        assert torch.allclose(g_all[n], g_cot[n], atol=1e-6, rtol=1e-4), n
+    model.zero_grad()
+    model(ds.collate([i for i in idx if styles[i] == "pot"])).loss.backward()
+    assert all(v.abs().sum() == 0 for v in _grads(model.student1).values())
+    assert any(v.abs().sum() > 0 for v in _grads(model.student2).values())

@@ -104,3 +104,13 @@ def test_answers_from_question_text_alone():
     row = ROWS[2]
     bare = {"id": row["id"], "question": row["question"], "gold_answer": row["gold_answer"]}
     assert b.answer(bare, "program") == b.answer(row, "program")
+
+
+def test_style_of_names_the_style_of_every_rendered_answer():
+    from distill.demo.teacher import style_of
+
+    b = ScriptedBackend(0.3, seed=2)
+    for row in ROWS[:30]:
+        for style in STYLES:
+            assert style_of(b.answer(row, style)) == style, (style, b.answer(row, style))
+    assert style_of("12 apples") == "other"

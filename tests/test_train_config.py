@@ -122,3 +122,24 @@ def test_defaults_are_the_full_method_and_recipes_are_one_flag():
     assert config_from_sources(yaml, {"recipe": "separate"}).router.routing == "all"
     assert config_from_sources(yaml, {"recipe": "separate"}).peer.mode == "none"
     assert config_from_sources({**yaml, "recipe": "separate"}, {}).router.routing == "learned"
+
+
+def test_route_styles_parse_and_fail_with_the_flag_named():
+    from distill.router.config import parse_route_styles
+    from distill.train.setup import check_route_styles
+
+    assert parse_route_styles("tot=2, program=both,cot=1") == {"tot": 2, "program": 3, "cot": 1}
+    assert parse_route_styles("") == {}
+    cfg = TrainConfig.from_flat(**AB, routing="styles", route_styles="tot=2")
+    assert cfg.router.routing == "styles" and cfg.router.route_styles == "tot=2"
+    for bad, msg in (("tot", "is not STYLE=1|2|both"), ("tot=3x", "is not STYLE"), ("=2", "is not STYLE"),
+                     ("tot=2,tot=1", "twice")):
+        with pytest.raises(ConfigError, match=msg):
+            TrainConfig.from_flat(**AB, routing="styles", route_styles=bad)
+    with pytest.raises(ConfigError, match="--routing styles needs --route_styles"):
+        TrainConfig.from_flat(**AB, routing="styles")
+    with pytest.raises(ConfigError, match="only read with --routing styles"):
+        TrainConfig.from_flat(**AB, route_styles="tot=2")
+    check_route_styles("tot=2", [{"style": "tot"}, {"style": "cot"}])
+    with pytest.raises(ConfigError, match=r"'tott', which no training path has \(styles in the data: cot, tot\)"):
+        check_route_styles("tott=2", [{"style": "tot"}, {"style": "cot"}])

@@ -183,6 +183,27 @@ RENDERERS = {
 }
 
 
+def style_of(text: str) -> str:
+    """The style a (student's) answer was written in, from the opening each renderer uses:
+    ``program`` (a code block), ``knowledge`` ("Facts:"), ``fwd_bwd`` ("Forward:"), ``tot`` (the plan
+    or its branches), ``cot`` ("Step 1"), ``plain`` (the bare answer line), else ``"other"``. The
+    ablation bench uses it to say which style each student generates at test time."""
+    t = text.lstrip()
+    if t.startswith("```"):
+        return "program"
+    if t.startswith("Facts:"):
+        return "knowledge"
+    if t.startswith("Forward:"):
+        return "fwd_bwd"
+    if t.startswith(_TOT_PLAN[:20]) or "Branch 1:" in t:
+        return "tot"
+    if "Step 1:" in t:
+        return "cot"
+    if t.startswith("The answer is"):
+        return "plain"
+    return "other"
+
+
 def _rng_for(row_id: str, style: str, sample_index: int, seed: int) -> random.Random:
     key = f"{seed}|{row_id}|{style}|{sample_index}".encode()
     return random.Random(int.from_bytes(hashlib.sha256(key).digest()[:8], "big"))

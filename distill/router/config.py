@@ -9,7 +9,7 @@ from distill.options import need as _need
 from distill.options import one_of as _one_of
 from distill.options import option as _f
 
-ROUTING_MODES = ("learned", "all", "random")
+ROUTING_MODES = ("learned", "all", "random", "styles")
 #: the router's balance terms (:meth:`distill.router.router.CoTRouter.aux_loss`)
 BALANCE_MODES = ("entropy", "coverage")
 
@@ -19,7 +19,9 @@ class RouterConfig:
     """The CoT router: which student learns each path."""
 
     routing: str = _f("learned", "learned: CoT router over path embeddings; all: every path trains both "
-                             "students (no routing); random: fixed random assignment (ablation)")
+                             "students (no routing); random: fixed random assignment (ablation); styles: a fixed "
+                             "assignment by reasoning style (--route_styles), e.g. a style that overflows a "
+                             "student's window")
     encoder: str = _f("minilm", "router path encoder: 'minilm' or a local encoder folder")
     gumbel_tau: float = _f(1.0, "initial Gumbel-softmax temperature of the router")
     gumbel_tau_min: float = _f(0.1, "final Gumbel-softmax temperature (annealed over training)")
@@ -35,6 +37,8 @@ class RouterConfig:
                        flag="router_margin")
     min_share: float = _f(0.25, "coverage balance: the share of paths below which a student counts as starved",
                           flag="router_min_share")
+    route_styles: str = _f("", "routing styles: STYLE=1|2|both pairs, comma-separated (e.g. 'tot=2'); a style "
+                               "not named trains both students")
     hidden: int = _f(128, "width of the router's MLP", flag="router_hidden")
     cost_every: int = _f(1, "measure both students' loss on every path (the router's full-information cost) "
                             "every N-th micro-batch only; on the others a student runs only the paths routed "
@@ -52,3 +56,28 @@ class RouterConfig:
         _one_of(self, "balance", BALANCE_MODES)
         _need(0 < self.min_share <= 1, f"--router_min_share must be in (0, 1], got {self.min_share}")
         _at_least(self, ("hidden", "cost_every"), 1)
+        pins = parse_route_styles(self.route_styles)  # raises on a malformed list
+        _need(self.routing != "styles" or bool(pins),
+              "--routing styles needs --route_styles STYLE=1|2|both[,...] (e.g. tot=2)")
+        _need(self.routing == "styles" or not pins,
+              f"--route_styles is only read with --routing styles, got --routing {self.routing}")
+
+
+#: --route_styles values -> route code (1 = student 1 only, 2 = student 2 only, 3 = both)
+_ROUTE_CODES = {"1": 1, "2": 2, "both": 3, "3": 3}
+
+
+def parse_route_styles(text: str) -> dict[str, int]:
+    """``"tot=2,program=both"`` -> ``{"tot": 2, "program": 3}`` (route codes); "" -> ``{}``.
+    Raises :class:`~distill.errors.ConfigError` naming the malformed entry."""
+    pins: dict[str, int] = {}
+    for item in (x.strip() for x in str(text or "").split(",")):
+        if not item:
+            continue
+        style, eq, value = item.partition("=")
+        style, value = style.strip(), value.strip().lower()
+        _need(bool(eq) and bool(style) and value in _ROUTE_CODES,
+              f"--route_styles: {item!r} is not STYLE=1|2|both (e.g. tot=2)")
+        _need(style not in pins, f"--route_styles names style {style!r} twice")
+        pins[style] = _ROUTE_CODES[value]
+    return pins

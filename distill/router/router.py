@@ -320,3 +320,41 @@ class RandomRouter(nn.Module):
     def aux_loss(self, decision: RouteDecision, nll1: torch.Tensor | None = None,
                  nll2: torch.Tensor | None = None) -> torch.Tensor:
         return decision.mask.new_zeros(())
+
+
+class StyleRouter(nn.Module):
+    """``--routing styles``: a fixed assignment by reasoning style, e.g. ``{"tot": ROUTE_S2}``.
+
+    For a style the user knows one student cannot learn (its paths overflow that student's window)
+    and as the benchmark's *style-oracle* arm: the routing a learned router should find on the
+    routing probe, without learning it, so the bench can tell what routing itself is worth from how
+    well the router finds it. A style not in ``pins`` trains both students. No parameters, no
+    gradient, no auxiliary loss and no cost step (``full_cost`` False), like :class:`RandomRouter`.
+    The mixture passes the batch's styles (``uses_styles``)."""
+
+    uses_styles = True
+
+    def __init__(self, pins: dict[str, int]):
+        super().__init__()
+        bad = {s: c for s, c in pins.items() if c not in (ROUTE_S1, ROUTE_S2, ROUTE_BOTH)}
+        if bad:
+            raise ValueError(f"route codes must be 1, 2 or 3, got {bad}")
+        self.pins = dict(pins)
+
+    def set_progress(self, frac: float) -> float:  # same hooks as CoTRouter
+        return 0.0
+
+    def set_epoch(self, epoch: int, total_epochs: int) -> float:
+        return 0.0
+
+    def forward(self, emb: torch.Tensor | None, styles: list[str] | None = None) -> RouteDecision:
+        if styles is None:
+            raise ValueError("StyleRouter needs the batch's styles (batch['meta']['styles'])")
+        device = emb.device if emb is not None else OPTION_TO_MASK.device
+        idx = torch.tensor([self.pins.get(str(s), ROUTE_BOTH) - 1 for s in styles], device=device)
+        y = F.one_hot(idx, 3).to(torch.float32)
+        return options_to_decision(y, torch.zeros_like(y), y.clone(), full_cost=False)
+
+    def aux_loss(self, decision: RouteDecision, nll1: torch.Tensor | None = None,
+                 nll2: torch.Tensor | None = None) -> torch.Tensor:
+        return decision.mask.new_zeros(())

@@ -6,7 +6,7 @@ learning rates), one backward and one checkpoint.
 
 The router and the peer module are reached only through the interfaces declared here
 (:class:`Router`, :class:`PeerModule`), which :class:`~distill.router.router.CoTRouter`,
-:class:`~distill.router.router.RandomRouter` and :class:`~distill.peer.module.PeerTeacher` implement.
+:class:`~distill.router.router.RandomRouter`, :class:`~distill.router.router.StyleRouter` and :class:`~distill.peer.module.PeerTeacher` implement.
 """
 
 from __future__ import annotations
@@ -220,7 +220,10 @@ class MixtureModel(nn.Module):
         """(mask [B, 2], route [B], probs or None, decision or None), decided before the students run."""
         ids = batch["s1"]["input_ids"]
         if self.router is not None:
-            decision = self.router(batch["route_emb"])
+            if getattr(self.router, "uses_styles", False):  # a fixed assignment by style (StyleRouter)
+                decision = self.router(batch.get("route_emb"), styles=batch.get("meta", {}).get("styles"))
+            else:
+                decision = self.router(batch["route_emb"])
             return decision.mask.float(), decision.route, decision.probs, decision
         bsz = ids.shape[0]
         mask = torch.ones(bsz, 2, device=ids.device)

@@ -147,10 +147,27 @@ def zero_stage(accelerator) -> int:
     return int(plugin.zero_stage) if plugin is not None else 0
 
 
+def check_route_styles(text: str, examples: list[dict]) -> None:
+    """``--route_styles`` may only name styles that some training path has (a typo would silently
+    train both students on that style): raises naming the unknown style and the styles present."""
+    from distill.router.config import parse_route_styles
+
+    present = sorted({str(e.get("style")) for e in examples})
+    unknown = [s for s in parse_route_styles(text) if s not in present]
+    if unknown:
+        raise ConfigError(f"--route_styles names {', '.join(map(repr, unknown))}, which no training path has "
+                          f"(styles in the data: {', '.join(present)})")
+
+
 def build_router_and_peer(cfg: TrainConfig, dataset, s1, s2, tok1, tok2, outdir: Path, accelerator):
     """The router (with the dataset's path embeddings filled in) and the peer module, or ``None``s."""
     router = peer = None
-    if cfg.router.routing != "all":
+    if cfg.router.routing == "styles":  # a fixed assignment by style: no path embeddings needed
+        from distill.router.build import build_router
+
+        check_route_styles(cfg.router.route_styles, dataset.examples)
+        router = build_router(cfg.router, 0, seed=cfg.optim.seed)
+    elif cfg.router.routing != "all":
         from distill.router.build import build_router
         from distill.router.encoder import PathEmbedder, path_text
 
