@@ -183,24 +183,24 @@ RENDERERS = {
 }
 
 
+#: how the renderers open their answers (checked in order by :func:`style_of`)
+_OPENINGS = (("```", "program"), ("Facts:", "knowledge"), ("Forward:", "fwd_bwd"), (_TOT_PLAN[:20], "tot"),
+             ("The answer is", "plain"))
+
+
 def style_of(text: str) -> str:
     """The style a (student's) answer was written in, from the opening each renderer uses:
     ``program`` (a code block), ``knowledge`` ("Facts:"), ``fwd_bwd`` ("Forward:"), ``tot`` (the plan
     or its branches), ``cot`` ("Step 1"), ``plain`` (the bare answer line), else ``"other"``. The
     ablation bench uses it to say which style each student generates at test time."""
     t = text.lstrip()
-    if t.startswith("```"):
-        return "program"
-    if t.startswith("Facts:"):
-        return "knowledge"
-    if t.startswith("Forward:"):
-        return "fwd_bwd"
-    if t.startswith(_TOT_PLAN[:20]) or "Branch 1:" in t:
+    for opening, style in _OPENINGS:
+        if t.startswith(opening):
+            return style
+    if "Branch 1:" in t:
         return "tot"
     if "Step 1:" in t:
         return "cot"
-    if t.startswith("The answer is"):
-        return "plain"
     return "other"
 
 
